@@ -1,0 +1,110 @@
+/// A 32-byte digest from the chain's crypto suite (SHA-256 or SM3).
+///
+/// Stored as four big-endian words so equality and hashing are cheap; `bytes` gives the digest
+/// in its usual byte order and `description` in lowercase hex.
+public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public static let zero = Hash(w0: 0, w1: 0, w2: 0, w3: 0)
+    public static let byteCount = 32
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// Wraps exactly 32 bytes.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 32 else { return nil }
+        var words: [UInt64] = [0, 0, 0, 0]
+        for (index, byte) in bytes.enumerated() { words[index / 8] = (words[index / 8] << 8) | UInt64(byte) }
+        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+    }
+
+    /// Parses 64 hex characters.
+    public init?(hex: String) {
+        guard let bytes = [UInt8](hex: hex) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    public var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(32)
+        for word in [w0, w1, w2, w3] {
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
+        return out
+    }
+
+    public var hex: String { bytes.hexString }
+    public var description: String { hex }
+    /// The first 8 hex characters, for tables and logs.
+    public var short: String { String(hex.prefix(12)) }
+
+    public static func < (lhs: Hash, rhs: Hash) -> Bool {
+        (lhs.w0, lhs.w1, lhs.w2, lhs.w3) < (rhs.w0, rhs.w1, rhs.w2, rhs.w3)
+    }
+}
+
+extension Hash: CanonicalCodable {
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(w0); writer.write(w1); writer.write(w2); writer.write(w3)
+    }
+    public init(from reader: inout CanonicalReader) throws {
+        self.init(w0: try reader.readUInt64(), w1: try reader.readUInt64(),
+                  w2: try reader.readUInt64(), w3: try reader.readUInt64())
+    }
+}
+
+extension Hash: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let hash = Hash(hex: text) else {
+            throw Swift.DecodingError.dataCorruptedError(in: container, debugDescription: "expected 64 hex characters, got \"\(text)\"")
+        }
+        self = hash
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Parses an even-length hex string (upper or lower case); nil on anything else.
+    public init?(hex: String) {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = hexValue(utf8[index]), let low = hexValue(utf8[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+            index += 2
+        }
+        self = out
+    }
+}
+
+extension Collection where Element == UInt8 {
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+}

@@ -1,0 +1,109 @@
+/// Read access to ledger state as of some point. Implemented in memory (`MemoryLedgerState`), over
+/// SQLite (`LedgerStore`), and as an overlay of uncommitted changes (`OverlayState`), so the state
+/// transition runs unchanged on all of them.
+public protocol LedgerStateReader {
+    func member(_ id: MemberID) throws -> Member?
+    /// The last nonce the member used (0 before its first transaction).
+    func nonce(of id: MemberID) throws -> UInt64
+    func root(_ id: ReceivableID) throws -> ReceivableRoot?
+    func fragment(_ id: FragmentID) throws -> Fragment?
+    func invoice(_ key: InvoiceKey) throws -> InvoiceRecord?
+    func financingRequest(_ id: Hash) throws -> FinancingRequest?
+}
+
+/// The records a block (or one transaction) wrote, keyed for lookup. Iteration for hashing and
+/// persistence always goes through `sorted…` accessors, never dictionary order.
+public struct StateChanges: Sendable, Equatable {
+    public var members: [MemberID: Member] = [:]
+    public var nonces: [MemberID: UInt64] = [:]
+    public var roots: [ReceivableID: ReceivableRoot] = [:]
+    public var fragments: [FragmentID: Fragment] = [:]
+    public var invoices: [InvoiceKey: InvoiceRecord] = [:]
+    public var financingRequests: [Hash: FinancingRequest] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        members.isEmpty && nonces.isEmpty && roots.isEmpty && fragments.isEmpty && invoices.isEmpty && financingRequests.isEmpty
+    }
+
+    /// Later writes win.
+    public mutating func merge(_ other: StateChanges) {
+        members.merge(other.members) { $1 }
+        nonces.merge(other.nonces) { $1 }
+        roots.merge(other.roots) { $1 }
+        fragments.merge(other.fragments) { $1 }
+        invoices.merge(other.invoices) { $1 }
+        financingRequests.merge(other.financingRequests) { $1 }
+    }
+
+    public var sortedMembers: [Member] { members.keys.sorted().map { members[$0]! } }
+    public var sortedNonces: [(MemberID, UInt64)] { nonces.keys.sorted().map { ($0, nonces[$0]!) } }
+    public var sortedRoots: [ReceivableRoot] { roots.keys.sorted().map { roots[$0]! } }
+    public var sortedFragments: [Fragment] { fragments.keys.sorted().map { fragments[$0]! } }
+    public var sortedInvoices: [InvoiceRecord] { invoices.keys.sorted().map { invoices[$0]! } }
+    public var sortedFinancingRequests: [FinancingRequest] { financingRequests.keys.sorted().map { financingRequests[$0]! } }
+
+    /// Canonical bytes of every write, sorted by kind then key: what the state digest commits to.
+    public func encode(to writer: inout CanonicalWriter) {
+        writer.write(sortedMembers)
+        writer.write(UInt32(nonces.count))
+        for (id, nonce) in sortedNonces { writer.write(id); writer.write(nonce) }
+        writer.write(sortedRoots)
+        writer.write(sortedFragments)
+        writer.write(sortedInvoices)
+        writer.write(sortedFinancingRequests)
+    }
+}
+
+/// Reads through uncommitted changes to a base state.
+public struct OverlayState<Base: LedgerStateReader>: LedgerStateReader {
+    public var base: Base
+    public var changes: StateChanges
+
+    public init(base: Base, changes: StateChanges = StateChanges()) {
+        self.base = base
+        self.changes = changes
+    }
+
+    public func member(_ id: MemberID) throws -> Member? { try changes.members[id] ?? base.member(id) }
+    public func nonce(of id: MemberID) throws -> UInt64 { try changes.nonces[id] ?? base.nonce(of: id) }
+    public func root(_ id: ReceivableID) throws -> ReceivableRoot? { try changes.roots[id] ?? base.root(id) }
+    public func fragment(_ id: FragmentID) throws -> Fragment? { try changes.fragments[id] ?? base.fragment(id) }
+    public func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try changes.invoices[key] ?? base.invoice(key) }
+    public func financingRequest(_ id: Hash) throws -> FinancingRequest? {
+        try changes.financingRequests[id] ?? base.financingRequest(id)
+    }
+}
+
+/// The whole ledger state in memory: for tests, the simulator and small chains.
+public struct MemoryLedgerState: LedgerStateReader, Sendable, Equatable {
+    public var members: [MemberID: Member] = [:]
+    public var nonces: [MemberID: UInt64] = [:]
+    public var roots: [ReceivableID: ReceivableRoot] = [:]
+    public var fragments: [FragmentID: Fragment] = [:]
+    public var invoices: [InvoiceKey: InvoiceRecord] = [:]
+    public var financingRequests: [Hash: FinancingRequest] = [:]
+
+    public init() {}
+
+    public init(genesis: Genesis) {
+        for member in genesis.members { members[member.id] = member }
+    }
+
+    public func member(_ id: MemberID) -> Member? { members[id] }
+    public func nonce(of id: MemberID) -> UInt64 { nonces[id] ?? 0 }
+    public func root(_ id: ReceivableID) -> ReceivableRoot? { roots[id] }
+    public func fragment(_ id: FragmentID) -> Fragment? { fragments[id] }
+    public func invoice(_ key: InvoiceKey) -> InvoiceRecord? { invoices[key] }
+    public func financingRequest(_ id: Hash) -> FinancingRequest? { financingRequests[id] }
+
+    public mutating func apply(_ changes: StateChanges) {
+        members.merge(changes.members) { $1 }
+        nonces.merge(changes.nonces) { $1 }
+        roots.merge(changes.roots) { $1 }
+        fragments.merge(changes.fragments) { $1 }
+        invoices.merge(changes.invoices) { $1 }
+        financingRequests.merge(changes.financingRequests) { $1 }
+    }
+}
