@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct SCF: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scf",
+        abstract: "SCF Ledger: a consortium ledger for supply-chain finance.",
+        discussion: """
+        Members keep one hash-chained, signed ledger of receivables, debtor confirmations, transfers,
+        financings and settlements. Private keys stay on your machine: transactions are signed locally.
+        """,
+        subcommands: [Dev.self]
+    )
+}
