@@ -73,6 +73,11 @@ public struct TestConsortium: Sendable {
 
     public func member(_ id: MemberID) -> Member { genesis.members.first { $0.id == id }! }
 
+    /// A member's credit code, or a valid made-up one for an id that is not a member.
+    public func creditCode(of id: MemberID) -> UnifiedSocialCreditCode {
+        genesis.members.first { $0.id == id }?.creditCode ?? TestConsortium.creditCode(for: id.rawValue)
+    }
+
     /// A key derived from a name: seed = H("seed/" + name).
     public static func key(for name: String, suite: any CryptoSuite) -> any SigningKey {
         let seed = Ed25519SHA256Suite().hash(Array("scf-test-seed/\(name)".utf8)).bytes
@@ -90,9 +95,10 @@ public struct TestConsortium: Sendable {
     /// An invoice from `seller` to `buyer` with a derived number.
     public func invoice(_ number: String, seller: MemberID, buyer: MemberID, includingTax: Money,
                         issued: BusinessDate = BusinessDate("2026-01-02")!, type: InvoiceType = .vatSpecial) -> Invoice {
-        let excluding = includingTax.amount.value * 100 / 113
+        let value = includingTax.amount.value
+        let excluding = value > Int64.max / 100 ? value / 113 * 100 : max(1, value * 100 / 113)
         return Invoice(key: InvoiceKey(code: "3100261130", number: number)!, type: type, issueDate: issued,
-                       sellerTaxID: member(seller).creditCode, buyerTaxID: member(buyer).creditCode,
+                       sellerTaxID: creditCode(of: seller), buyerTaxID: creditCode(of: buyer),
                        amountExcludingTax: Money(minor: excluding, includingTax.currency), amountIncludingTax: includingTax,
                        documentHash: suite.hash(Array("invoice-pdf/\(number)".utf8)))
     }
