@@ -163,11 +163,7 @@ public enum CryptoSuites {
     public static func make(_ id: CryptoSuiteID, sm2DistinguishingID: String? = nil) throws -> any CryptoSuite {
         switch id {
         case .ed25519SHA256: return Ed25519SHA256Suite()
-        case .sm2SM3:
-            guard let factory = sm2Factory else {
-                throw CryptoError(.unsupportedSuite, "this build has no SM2/SM3 suite")
-            }
-            return try factory(sm2DistinguishingID)
+        case .sm2SM3: return try SM2SM3Suite(distinguishingID: sm2DistinguishingID)
         }
     }
 
@@ -175,7 +171,4 @@ public enum CryptoSuites {
     public static func make(for genesis: Genesis) throws -> any CryptoSuite {
         try make(genesis.cryptoSuite, sm2DistinguishingID: genesis.sm2DistinguishingID)
     }
-
-    /// Placeholder until the SM2/SM3 suite lands (it will construct the suite directly).
-    nonisolated(unsafe) static var sm2Factory: (@Sendable (String?) throws -> any CryptoSuite)?
 }
