@@ -125,7 +125,7 @@ struct RandomStory {
     mutating func badTransactionChangesNothing() throws {
         let before = ledger.state
         let live = liveFragments
-        var candidates: [(MemberID, Operation)] = []
+        var candidates: [(MemberID, LedgerOperation)] = []
         if let fragment = live.randomElement(using: &rng) {
             let stranger = suppliers.first { $0 != fragment.holder }!
             candidates.append((stranger, .transfer(fragment: fragment.id, to: TestConsortium.tier3, amount: 1)))

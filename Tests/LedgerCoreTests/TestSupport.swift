@@ -20,7 +20,7 @@ struct Ledger {
 
     /// Signs and commits one transaction; returns its rejection (nil if applied).
     @discardableResult
-    mutating func submit(_ signer: MemberID, _ operation: Operation, nonce: UInt64? = nil) throws -> Rejection? {
+    mutating func submit(_ signer: MemberID, _ operation: LedgerOperation, nonce: UInt64? = nil) throws -> Rejection? {
         let transaction = tx.make(signer, operation, nonce: nonce)
         return try commit([transaction])[0]
     }

@@ -7,9 +7,9 @@ public struct TransactionBody: Hashable, Sendable {
     public var signer: MemberID
     /// Per-signer sequence number: the signer's first transaction has nonce 1, each next one +1.
     public var nonce: UInt64
-    public var operation: Operation
+    public var operation: LedgerOperation
 
-    public init(chainID: String, signer: MemberID, nonce: UInt64, operation: Operation, version: UInt8 = TransactionBody.currentVersion) {
+    public init(chainID: String, signer: MemberID, nonce: UInt64, operation: LedgerOperation, version: UInt8 = TransactionBody.currentVersion) {
         self.version = version
         self.chainID = chainID
         self.signer = signer

@@ -123,7 +123,7 @@ public struct TransactionFactory: Sendable {
     public init(consortium: TestConsortium) { self.consortium = consortium }
 
     /// Signs `operation` as `signer` with its next nonce (or an explicit one).
-    public mutating func make(_ signer: MemberID, _ operation: Operation, nonce: UInt64? = nil,
+    public mutating func make(_ signer: MemberID, _ operation: LedgerOperation, nonce: UInt64? = nil,
                               chainID: String? = nil) -> SignedTransaction {
         let next = nonce ?? (nonces[signer, default: 0] + 1)
         if nonce == nil { nonces[signer] = next }
@@ -132,7 +132,7 @@ public struct TransactionFactory: Sendable {
     }
 
     /// Signs with an arbitrary key (for forged-signature tests), without touching nonces.
-    public func forge(_ signer: MemberID, _ operation: Operation, nonce: UInt64, key: any SigningKey) -> SignedTransaction {
+    public func forge(_ signer: MemberID, _ operation: LedgerOperation, nonce: UInt64, key: any SigningKey) -> SignedTransaction {
         let body = TransactionBody(chainID: consortium.genesis.chainID, signer: signer, nonce: nonce, operation: operation)
         return try! SignedTransaction.sign(body, with: key, suite: consortium.suite)
     }

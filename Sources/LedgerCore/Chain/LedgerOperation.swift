@@ -1,6 +1,6 @@
 /// What a transaction asks the ledger to do. Who may sign each kind is enforced by the state
 /// transition (`Rules/Execution.swift`), not here.
-public enum Operation: Hashable, Sendable {
+public enum LedgerOperation: Hashable, Sendable {
     /// Operator: admit a new member.
     case registerMember(Member)
     /// Operator: suspend, blacklist or reinstate (`.active`) a member.
@@ -64,7 +64,7 @@ public enum Operation: Hashable, Sendable {
     }
 }
 
-extension Operation: CanonicalCodable {
+extension LedgerOperation: CanonicalCodable {
     public func encode(to writer: inout CanonicalWriter) {
         switch self {
         case .registerMember(let member):
