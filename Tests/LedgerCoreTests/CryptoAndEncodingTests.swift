@@ -130,14 +130,14 @@ import Testing
         let consortium = TestConsortium()
         var factory = TransactionFactory(consortium: consortium)
         let bytes = factory.make(TestConsortium.tier1, .withdrawReceivable(ReceivableID(.zero))).wireBytes
-        #expect(throws: DecodingError.self) { try SignedTransaction(wireBytes: bytes + [0], suite: consortium.suite) }
-        #expect(throws: DecodingError.self) { try SignedTransaction(wireBytes: Array(bytes.dropLast()), suite: consortium.suite) }
-        #expect(throws: DecodingError.self) { try SignedTransaction(wireBytes: [0xff, 0xff, 0xff, 0xff], suite: consortium.suite) }
+        #expect(throws: CanonicalDecodingError.self) { try SignedTransaction(wireBytes: bytes + [0], suite: consortium.suite) }
+        #expect(throws: CanonicalDecodingError.self) { try SignedTransaction(wireBytes: Array(bytes.dropLast()), suite: consortium.suite) }
+        #expect(throws: CanonicalDecodingError.self) { try SignedTransaction(wireBytes: [0xff, 0xff, 0xff, 0xff], suite: consortium.suite) }
         var unknownTag = consortium.terms(face: 1, invoiceNumber: "1").canonicalBytes
         unknownTag[unknownTag.count - 1] = 9 // recourse code
-        #expect(throws: DecodingError.self) { try ReceivableTerms(canonicalBytes: unknownTag) }
-        #expect(throws: DecodingError.self) { try LedgerOperation(canonicalBytes: [200]) }
-        #expect(throws: DecodingError.self) { try Hash(canonicalBytes: [1, 2, 3]) }
+        #expect(throws: CanonicalDecodingError.self) { try ReceivableTerms(canonicalBytes: unknownTag) }
+        #expect(throws: CanonicalDecodingError.self) { try LedgerOperation(canonicalBytes: [200]) }
+        #expect(throws: CanonicalDecodingError.self) { try Hash(canonicalBytes: [1, 2, 3]) }
     }
 
     @Test func randomBytesNeverCrashTheDecoders() {

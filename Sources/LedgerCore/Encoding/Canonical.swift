@@ -66,7 +66,7 @@ public struct CanonicalWriter: Sendable {
 }
 
 /// Why a byte string is not a canonical encoding of the expected value.
-public struct DecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct CanonicalDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var offset: Int
     public init(_ message: String, offset: Int) {
@@ -93,7 +93,7 @@ public struct CanonicalReader: Sendable {
     public var isAtEnd: Bool { offset == bytes.count }
     public var remaining: Int { bytes.count - offset }
 
-    public func error(_ message: String) -> DecodingError { DecodingError(message, offset: offset) }
+    public func error(_ message: String) -> CanonicalDecodingError { CanonicalDecodingError(message, offset: offset) }
 
     public mutating func readUInt8() throws -> UInt8 {
         guard offset < bytes.count else { throw error("unexpected end of input") }
