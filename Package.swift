@@ -5,6 +5,7 @@ import PackageDescription
 //   LedgerCore  <- Consensus
 //   LedgerCore  <- LedgerStore (SQLite through the system library)
 //   LedgerCore, Consensus, LedgerStore <- LedgerTestKit (simulator, fixtures)
+//   LedgerCore  <- PeerNetwork (SwiftNIO TCP + mutual TLS between validators)
 //   everything  <- scf (the one executable)
 let package = Package(
     name: "scf-ledger",
@@ -14,11 +15,15 @@ let package = Package(
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "Consensus", targets: ["Consensus"]),
         .library(name: "LedgerStore", targets: ["LedgerStore"]),
+        .library(name: "PeerNetwork", targets: ["PeerNetwork"]),
         .library(name: "LedgerTestKit", targets: ["LedgerTestKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -28,6 +33,13 @@ let package = Package(
         .target(name: "LedgerCore", dependencies: ["COpenSSL", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "CSQLite"]),
+        .target(name: "PeerNetwork", dependencies: [
+            "LedgerCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+        ]),
         .target(name: "LedgerTestKit", dependencies: ["LedgerCore", "Consensus", "LedgerStore"]),
         .executableTarget(name: "scf", dependencies: [
             "LedgerCore", "LedgerStore", "Consensus",
@@ -37,5 +49,9 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "LedgerTestKit"]),
+        .testTarget(name: "PeerNetworkTests", dependencies: [
+            "PeerNetwork", "LedgerTestKit",
+            .product(name: "NIOTestUtils", package: "swift-nio"),
+        ]),
     ]
 )
