@@ -1,0 +1,485 @@
+import CSQLite
+import LedgerCore
+import Synchronization
+
+/// The ledger on disk: blocks with their certificates, every transaction with its receipt, and the
+/// current state, in one SQLite file.
+///
+/// Durability: WAL journal with `synchronous=FULL`, and exactly one database transaction per block
+/// (block row, transaction rows with receipts, every state change and the new tip). SQLite makes
+/// that transaction atomic and durable once `append` returns, so after a crash or power loss at any
+/// point a reopened store holds either the old tip or the new one, never part of a block.
+///
+/// Thread safety: a `LedgerStore` may be shared between threads and tasks. It owns a single
+/// connection behind a `Mutex`; every call takes the lock for its whole duration, so calls are
+/// serialized and each sees the state before or after any block, never in the middle. Executing a
+/// block *on* the store and then appending it is two calls: the caller (the node's single writer)
+/// must not interleave another append between them; `append` re-checks height and previous hash
+/// and refuses a block that no longer extends the tip. Other processes may read the file at the
+/// same time (WAL readers see only committed blocks); only one process may write.
+///
+/// The store conforms to `LedgerStateReader`, so `BlockExecutor` runs directly on it.
+public final class LedgerStore: Sendable, LedgerStateReader {
+    /// The genesis this file was created from (checked on every open).
+    public let genesis: Genesis
+    public let genesisHash: Hash
+    public let suite: any CryptoSuite
+    /// The path of the data file.
+    public let path: String
+
+    private final class Inner {
+        var connection: Connection?
+        var tip: ChainTip
+        init(connection: Connection, tip: ChainTip) {
+            self.connection = connection
+            self.tip = tip
+        }
+    }
+
+    private let inner: Mutex<Inner>
+
+    private init(path: String, genesis: Genesis, genesisHash: Hash, suite: any CryptoSuite, connection: consuming sending Connection, tip: ChainTip) {
+        self.path = path
+        self.genesis = genesis
+        self.genesisHash = genesisHash
+        self.suite = suite
+        self.inner = Mutex(Inner(connection: connection, tip: tip))
+    }
+
+    // MARK: Opening
+
+    /// Opens the ledger in `path`, creating the file and its tables for a new chain, or migrating an
+    /// older file. Refuses a file made from another genesis.
+    public static func open(path: String, genesis: Genesis, suite: any CryptoSuite) throws -> LedgerStore {
+        guard suite.id == genesis.cryptoSuite else {
+            throw StoreError(.suiteMismatch, "genesis asks for the \(genesis.cryptoSuite) crypto suite but \(suite.id) was given; open the store with the suite genesis names")
+        }
+        let connection = try Connection(path: path, readOnly: false)
+        try configure(connection)
+        try migrate(connection)
+        let genesisHash = genesis.hash(suite: suite)
+        let tip: ChainTip
+        if let meta = try readMeta(connection) {
+            guard meta.genesisHash == genesisHash else {
+                throw StoreError(.genesisMismatch, """
+                    \(path) holds chain "\(meta.chainID)" with genesis \(meta.genesisHash.short), not chain "\(genesis.chainID)" \
+                    with genesis \(genesisHash.short); use the data file of this chain, or a new file for a new chain
+                    """)
+            }
+            tip = meta.tip
+            try checkTip(tip, connection)
+        } else {
+            tip = BlockExecutor.genesisTip(genesis: genesis, suite: suite)
+            try connection.writeTransaction {
+                try connection.statement("""
+                    INSERT INTO meta (id, chainID, cryptoSuite, genesis, genesisHash, tipHeight, tipHash, tipStateDigest, tipTimestamp)
+                    VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).bind(.text(genesis.chainID), .text(genesis.cryptoSuite.rawValue), .blob(genesis.canonicalBytes),
+                              SQLValue(genesisHash), SQLValue(tip.height), SQLValue(tip.hash), SQLValue(tip.stateDigest),
+                              .integer(tip.timestamp.millisecondsSinceEpoch)).run()
+                let upsert = try connection.statement(Schema.member.upsertSQL)
+                for member in genesis.members.sorted(by: { $0.id < $1.id }) {
+                    try upsert.bind(Rows.member(member)).run()
+                }
+            }
+        }
+        return LedgerStore(path: path, genesis: genesis, genesisHash: genesisHash, suite: suite, connection: connection, tip: tip)
+    }
+
+    /// WAL and full fsync: a block acknowledged by `append` survives power loss.
+    static func configure(_ connection: Connection) throws {
+        guard case .text(let mode) = try connection.pragma("journal_mode = WAL"), mode.lowercased() == "wal" else {
+            throw StoreError(.sqlite, "\(connection.path) cannot use write-ahead logging (is it on a network file system?); put the data file on a local disk")
+        }
+        try connection.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000")
+    }
+
+    /// Applies every migration the file does not have yet, each in its own transaction.
+    static func migrate(_ connection: Connection) throws {
+        try connection.execute("CREATE TABLE IF NOT EXISTS migration (id TEXT PRIMARY KEY NOT NULL)")
+        let applied = try connection.statement("SELECT id FROM migration").map { $0.text(0) }
+        let known = Set(Schema.migrations.map(\.id))
+        if let unknown = applied.first(where: { !known.contains($0) }) {
+            throw StoreError(.newerSchema, "\(connection.path) was written by a newer version of scf (it has migration \"\(unknown)\"); upgrade scf to open it")
+        }
+        for migration in Schema.migrations where !applied.contains(migration.id) {
+            try connection.writeTransaction {
+                try connection.execute(migration.sql)
+                try connection.statement("INSERT INTO migration (id) VALUES (?)").bind(.text(migration.id)).run()
+            }
+        }
+    }
+
+    struct Meta {
+        var chainID: String
+        var genesisBytes: [UInt8]
+        var genesisHash: Hash
+        var tip: ChainTip
+    }
+
+    static func readMeta(_ connection: Connection) throws -> Meta? {
+        let statement = try connection.statement(
+            "SELECT chainID, genesis, genesisHash, tipHeight, tipHash, tipStateDigest, tipTimestamp FROM meta WHERE id = 1")
+        guard let row = try statement.next() else { return nil }
+        defer { statement.reset() }
+        guard let genesisHash = Hash(bytes: row.blob(2)), let tipHash = Hash(bytes: row.blob(4)), let digest = Hash(bytes: row.blob(5)) else {
+            throw StoreError(.corrupt, "the meta row of \(connection.path) is damaged; restore the file from a backup or re-sync from peers")
+        }
+        let tip = ChainTip(height: Height(UInt64(bitPattern: row.int64(3))), hash: tipHash, stateDigest: digest,
+                           timestamp: ConsensusTime(millisecondsSinceEpoch: row.int64(6)))
+        return Meta(chainID: row.text(0), genesisBytes: row.blob(1), genesisHash: genesisHash, tip: tip)
+    }
+
+    /// The tip in `meta` must name the highest stored block (both are written in one transaction).
+    static func checkTip(_ tip: ChainTip, _ connection: Connection) throws {
+        let statement = try connection.statement("SELECT height, hash FROM block ORDER BY height DESC LIMIT 1")
+        let last = try statement.next().map { (Height(UInt64(bitPattern: $0.int64(0))), Hash(bytes: $0.blob(1))) }
+        statement.reset()
+        let height = last?.0 ?? .genesis
+        guard height == tip.height, last == nil || last?.1 == tip.hash else {
+            throw StoreError(.corrupt, "\(connection.path) says its tip is block \(tip.height) but its last block is \(height); the file was edited or damaged, run `scf ledger verify` on it")
+        }
+    }
+
+    /// Closes the connection. Later calls throw `StoreError.Code.closed`. Also happens on deinit.
+    public func close() {
+        inner.withLock { $0.connection = nil }
+    }
+
+    private func withConnection<T: Sendable>(_ body: (Connection) throws -> T) throws -> T {
+        try inner.withLock { inner throws -> T in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            return try body(connection)
+        }
+    }
+
+    // MARK: Chain
+
+    /// The last stored block (height 0 and the genesis hash before the first block).
+    public var tip: ChainTip { inner.withLock { $0.tip } }
+
+    /// Stores a committed block with its execution result, all in one database transaction: the
+    /// block, one row per transaction with its receipt, every state change and the new tip.
+    ///
+    /// Checks first that the block extends the tip (height and previous hash), that the
+    /// certificate is for this block and that `result` is this block's execution (same
+    /// transactions, receipts and state digest). It does not re-verify the certificate's
+    /// signatures or re-execute the block: callers append what they executed or validated.
+    public func append(_ committed: CommittedBlock, result: ExecutionResult) throws {
+        let block = committed.block
+        let header = block.header
+        let hash = block.hash(suite: suite)
+        guard committed.certificate.blockHash == hash, committed.certificate.height == header.height else {
+            throw StoreError(.resultMismatch, "the certificate is for block \(committed.certificate.height) \(committed.certificate.blockHash.short), not block \(header.height) \(hash.short); pass the certificate that finalized this block")
+        }
+        guard result.transactions.count == block.transactions.count, result.receipts.count == block.transactions.count,
+              result.stateDigest == header.stateDigest, result.resultsRoot == header.resultsRoot,
+              zip(result.receipts, block.transactions).allSatisfy({ $0.transaction == $1.id }) else {
+            throw StoreError(.resultMismatch, "the execution result given with block \(header.height) is not this block's (transactions, receipts or state digest differ); execute or validate the block and pass its result")
+        }
+        let blockRow = Rows.block(committed, hash: hash)
+        let newTip = ChainTip(height: header.height, hash: hash, stateDigest: header.stateDigest, timestamp: header.timestamp)
+        try inner.withLock { inner throws in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            guard header.height == inner.tip.height.next else {
+                throw StoreError(.wrongHeight, "block \(header.height) does not follow the stored tip \(inner.tip.height); append block \(inner.tip.height.next) next")
+            }
+            guard header.previousHash == inner.tip.hash else {
+                throw StoreError(.wrongPreviousHash, "block \(header.height) links to \(header.previousHash.short) but the stored tip \(inner.tip.height) is \(inner.tip.hash.short); this block is from another fork or chain")
+            }
+            try connection.writeTransaction {
+                try connection.statement("INSERT INTO block (\(Schema.block.columnList)) VALUES (?, ?, ?, ?, ?, ?, ?)").bind(blockRow).run()
+                let insertTransaction = try connection.statement(
+                    "INSERT INTO \"transaction\" (\(Schema.transaction.columnList)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                for (position, (transaction, receipt)) in zip(block.transactions, result.receipts).enumerated() {
+                    try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: header.height, position: position)).run()
+                }
+                try LedgerStore.write(result.changes, to: connection)
+                try connection.statement("""
+                    UPDATE meta SET tipHeight = ?, tipHash = ?, tipStateDigest = ?, tipTimestamp = ? WHERE id = 1
+                    """).bind(SQLValue(newTip.height), SQLValue(newTip.hash), SQLValue(newTip.stateDigest),
+                              .integer(newTip.timestamp.millisecondsSinceEpoch)).run()
+            }
+            inner.tip = newTip
+        }
+    }
+
+    /// Upserts every changed record, in key order (deterministic file layout).
+    static func write(_ changes: StateChanges, to connection: Connection) throws {
+        if !changes.members.isEmpty {
+            let statement = try connection.statement(Schema.member.upsertSQL)
+            for member in changes.sortedMembers { try statement.bind(Rows.member(member)).run() }
+        }
+        if !changes.nonces.isEmpty {
+            let statement = try connection.statement(Schema.nonce.upsertSQL)
+            for (id, value) in changes.sortedNonces { try statement.bind(Rows.nonce(id, value)).run() }
+        }
+        if !changes.roots.isEmpty {
+            let statement = try connection.statement(Schema.root.upsertSQL)
+            for root in changes.sortedRoots { try statement.bind(Rows.root(root)).run() }
+        }
+        if !changes.fragments.isEmpty {
+            let statement = try connection.statement(Schema.fragment.upsertSQL)
+            for fragment in changes.sortedFragments { try statement.bind(Rows.fragment(fragment)).run() }
+        }
+        if !changes.invoices.isEmpty {
+            let statement = try connection.statement(Schema.invoice.upsertSQL)
+            for invoice in changes.sortedInvoices { try statement.bind(Rows.invoice(invoice)).run() }
+        }
+        if !changes.financingRequests.isEmpty {
+            let statement = try connection.statement(Schema.financingRequest.upsertSQL)
+            for request in changes.sortedFinancingRequests { try statement.bind(Rows.financingRequest(request)).run() }
+        }
+    }
+
+    /// The block at `height` with its certificate, or nil above the tip (and at genesis).
+    public func block(at height: Height) throws -> CommittedBlock? {
+        let raw = try withConnection { connection -> (wire: [UInt8], certificate: [UInt8])? in
+            let statement = try connection.statement("SELECT wire, certificate FROM block WHERE height = ?").bind(SQLValue(height))
+            guard let row = try statement.next() else { return nil }
+            defer { statement.reset() }
+            return (row.blob(0), row.blob(1))
+        }
+        guard let raw else { return nil }
+        return try decodeBlock(height: height, wire: raw.wire, certificate: raw.certificate)
+    }
+
+    /// The hash of the block at `height` (the genesis hash at height 0), or nil above the tip.
+    public func blockHash(at height: Height) throws -> Hash? {
+        if height == .genesis { return genesisHash }
+        return try withConnection { connection -> Hash? in
+            let statement = try connection.statement("SELECT hash FROM block WHERE height = ?").bind(SQLValue(height))
+            guard let row = try statement.next() else { return nil }
+            defer { statement.reset() }
+            return Hash(bytes: row.blob(0))
+        }
+    }
+
+    private func decodeBlock(height: Height, wire: [UInt8], certificate: [UInt8]) throws -> CommittedBlock {
+        do {
+            let block = try Block(wireBytes: wire, suite: suite)
+            return CommittedBlock(block: block, certificate: try CommitCertificate(canonicalBytes: certificate))
+        } catch {
+            throw StoreError(.corrupt, "stored block \(height) does not decode (\(error)); run `scf ledger verify` on \(path)")
+        }
+    }
+
+    /// Streams blocks in height order, `from` through `through` (default: the tip as it is when the
+    /// call starts), reading `batchSize` blocks at a time so memory stays flat on long chains. The
+    /// lock is not held while `body` runs. Return `false` from `body` to stop early.
+    public func forEachBlock(from start: Height = Height(1), through end: Height? = nil, batchSize: Int = 256,
+                             _ body: (CommittedBlock) throws -> Bool) throws {
+        let last = end ?? tip.height
+        var next = max(start.value, 1)
+        while next <= last.value {
+            let rows = try withConnection { connection -> [(Int64, [UInt8], [UInt8])] in
+                let statement = try connection.statement("SELECT height, wire, certificate FROM block WHERE height >= ? AND height <= ? ORDER BY height LIMIT ?")
+                    .bind(SQLValue(unsigned: next), SQLValue(last), .integer(Int64(max(batchSize, 1))))
+                return try statement.map { ($0.int64(0), $0.blob(1), $0.blob(2)) }
+            }
+            guard !rows.isEmpty else { return }
+            for (height, wire, certificate) in rows {
+                let block = try decodeBlock(height: Height(UInt64(height)), wire: wire, certificate: certificate)
+                guard try body(block) else { return }
+            }
+            next = UInt64(rows.last!.0) + 1
+        }
+    }
+
+    // MARK: Transactions
+
+    /// The transaction with this id, with its receipt and place in the chain. A replayed copy of a
+    /// transaction can appear again in a later block (rejected as `replayed`), so an id is not
+    /// unique: this returns the first occurrence, the one that counts. `occurrences(of:)` lists all.
+    public func transaction(id: Hash) throws -> StoredTransaction? {
+        try occurrences(of: id, limit: 1).first
+    }
+
+    /// Every stored occurrence of a transaction id, in chain order.
+    public func occurrences(of id: Hash, limit: Int? = nil) throws -> [StoredTransaction] {
+        try transactions(where: "id = ?", [SQLValue(id)], limit: limit)
+    }
+
+    /// The transactions of one block with their receipts, in block order.
+    public func transactions(inBlock height: Height) throws -> [StoredTransaction] {
+        try transactions(where: "height = ?", [SQLValue(height)], limit: nil)
+    }
+
+    /// Transactions signed by `signer`, in chain order, from block `start` on.
+    public func transactions(signedBy signer: MemberID, from start: Height = Height(1), limit: Int? = nil) throws -> [StoredTransaction] {
+        try transactions(where: "signer = ? AND height >= ?", [SQLValue(signer), SQLValue(start)], limit: limit)
+    }
+
+    private func transactions(where condition: String, _ arguments: [SQLValue], limit: Int?) throws -> [StoredTransaction] {
+        let rows = try withConnection { connection -> [[SQLValue]] in
+            let statement = try connection.statement("""
+                SELECT height, position, status, reasonCode, reasonMessage, wire FROM "transaction"
+                WHERE \(condition) ORDER BY height, position LIMIT ?
+                """).bind(arguments + [.integer(Int64(limit ?? -1))])
+            return try statement.map { $0.values }
+        }
+        return try rows.map { row in
+            guard case .integer(let height) = row[0], case .integer(let position) = row[1], case .text(let status) = row[2],
+                  case .blob(let wire) = row[5], let transaction = try? SignedTransaction(wireBytes: wire, suite: suite) else {
+                throw StoreError(.corrupt, "a stored transaction row does not decode; run `scf ledger verify` on \(path)")
+            }
+            var rejection: Rejection?
+            if status == "rejected" {
+                guard case .text(let raw) = row[3], let code = RejectionCode(rawValue: raw), case .text(let message) = row[4] else {
+                    throw StoreError(.corrupt, "stored transaction \(transaction.id.short) has a damaged receipt; run `scf ledger verify` on \(path)")
+                }
+                rejection = Rejection(code, message)
+            }
+            return StoredTransaction(transaction: transaction, receipt: Receipt(transaction: transaction.id, rejection: rejection),
+                                     height: Height(UInt64(height)), position: Int(position))
+        }
+    }
+
+    // MARK: State (LedgerStateReader)
+
+    private func record<T: CanonicalDecodable & Sendable>(_ table: Schema.Table, _ key: SQLValue, as type: T.Type = T.self) throws -> T? {
+        let bytes = try withConnection { connection -> [UInt8]? in
+            let statement = try connection.statement(table.selectRecordSQL).bind(key)
+            guard let row = try statement.next() else { return nil }
+            defer { statement.reset() }
+            return row.blob(0)
+        }
+        guard let bytes else { return nil }
+        do {
+            return try T(canonicalBytes: bytes)
+        } catch {
+            throw StoreError(.corrupt, "the \(table.name) row \(key) does not decode (\(error)); run `scf ledger verify` on \(path)")
+        }
+    }
+
+    private func records<T: CanonicalDecodable & Sendable>(_ table: Schema.Table, where condition: String, _ arguments: [SQLValue],
+                                                           orderBy order: String = "id", limit: Int?) throws -> [T] {
+        let blobs = try withConnection { connection -> [[UInt8]] in
+            let statement = try connection.statement(
+                "SELECT record FROM \(table.quotedName) WHERE \(condition) ORDER BY \(order) LIMIT ?").bind(arguments + [.integer(Int64(limit ?? -1))])
+            return try statement.map { $0.blob(0) }
+        }
+        return try blobs.map { bytes in
+            do {
+                return try T(canonicalBytes: bytes)
+            } catch {
+                throw StoreError(.corrupt, "a \(table.name) row does not decode (\(error)); run `scf ledger verify` on \(path)")
+            }
+        }
+    }
+
+    public func member(_ id: MemberID) throws -> Member? { try record(Schema.member, SQLValue(id)) }
+
+    public func nonce(of id: MemberID) throws -> UInt64 {
+        try withConnection { connection -> UInt64 in
+            let statement = try connection.statement("SELECT value FROM nonce WHERE id = ?").bind(SQLValue(id))
+            guard let row = try statement.next() else { return 0 }
+            defer { statement.reset() }
+            return UInt64(bitPattern: row.int64(0))
+        }
+    }
+
+    public func root(_ id: ReceivableID) throws -> ReceivableRoot? { try record(Schema.root, SQLValue(id.hash)) }
+    public func fragment(_ id: FragmentID) throws -> Fragment? { try record(Schema.fragment, SQLValue(id.hash)) }
+    public func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try record(Schema.invoice, Rows.invoiceID(key)) }
+    public func financingRequest(_ id: Hash) throws -> FinancingRequest? { try record(Schema.financingRequest, SQLValue(id)) }
+
+    // MARK: Read-model queries
+
+    /// Every member, by id.
+    public func members() throws -> [Member] { try records(Schema.member, where: "1", [], limit: nil) }
+
+    /// Fragments held by `holder`, optionally only in the given states (e.g. the live ones), by id.
+    public func fragments(heldBy holder: MemberID, in states: [FragmentState]? = nil, limit: Int? = nil) throws -> [Fragment] {
+        let (condition, arguments) = Self.stateFilter(states)
+        return try records(Schema.fragment, where: "holder = ?" + condition, [SQLValue(holder)] + arguments, limit: limit)
+    }
+
+    /// Every fragment of a receivable (its whole lineage, live and closed), by generation then id.
+    public func fragments(ofRoot root: ReceivableID, limit: Int? = nil) throws -> [Fragment] {
+        try records(Schema.fragment, where: "root = ?", [SQLValue(root.hash)], orderBy: "generation, id", limit: limit)
+    }
+
+    /// Fragments in one state (e.g. every financed fragment), by id.
+    public func fragments(in state: FragmentState, limit: Int? = nil) throws -> [Fragment] {
+        try records(Schema.fragment, where: "state = ?", [.text(state.description)], limit: limit)
+    }
+
+    /// Receivables owed by `debtor`, optionally only in one status, by maturity then id.
+    public func roots(debtor: MemberID, status: RootStatus? = nil, limit: Int? = nil) throws -> [ReceivableRoot] {
+        let (condition, arguments) = Self.statusFilter(status)
+        return try records(Schema.root, where: "debtor = ?" + condition, [SQLValue(debtor)] + arguments, orderBy: "maturity, id", limit: limit)
+    }
+
+    /// Receivables whose original creditor is `creditor`, optionally only in one status, by maturity then id.
+    public func roots(creditor: MemberID, status: RootStatus? = nil, limit: Int? = nil) throws -> [ReceivableRoot] {
+        let (condition, arguments) = Self.statusFilter(status)
+        return try records(Schema.root, where: "creditor = ?" + condition, [SQLValue(creditor)] + arguments, orderBy: "maturity, id", limit: limit)
+    }
+
+    /// Receivables maturing between two dates (both included), optionally only in one status, by maturity then id.
+    public func roots(maturingFrom first: BusinessDate, through last: BusinessDate, status: RootStatus? = nil,
+                      limit: Int? = nil) throws -> [ReceivableRoot] {
+        let (condition, arguments) = Self.statusFilter(status)
+        return try records(Schema.root, where: "maturity >= ? AND maturity <= ?" + condition,
+                           [SQLValue(first), SQLValue(last)] + arguments, orderBy: "maturity, id", limit: limit)
+    }
+
+    /// Receivables in one status, by maturity then id.
+    public func roots(status: RootStatus, limit: Int? = nil) throws -> [ReceivableRoot] {
+        try records(Schema.root, where: "status = ?", [.text(status.description)], orderBy: "maturity, id", limit: limit)
+    }
+
+    /// Invoices issued by the seller with this unified social credit code, by key.
+    public func invoices(sellerTaxID: UnifiedSocialCreditCode, limit: Int? = nil) throws -> [InvoiceRecord] {
+        try records(Schema.invoice, where: "sellerTaxID = ?", [.text(sellerTaxID.rawValue)], orderBy: "code, number", limit: limit)
+    }
+
+    /// Invoices addressed to the buyer with this unified social credit code, by key.
+    public func invoices(buyerTaxID: UnifiedSocialCreditCode, limit: Int? = nil) throws -> [InvoiceRecord] {
+        try records(Schema.invoice, where: "buyerTaxID = ?", [.text(buyerTaxID.rawValue)], orderBy: "code, number", limit: limit)
+    }
+
+    /// Financing requests addressed to `bank`, optionally only in one status (e.g. pending), by id.
+    public func financingRequests(bank: MemberID, status: FinancingStatus? = nil, limit: Int? = nil) throws -> [FinancingRequest] {
+        let (condition, arguments) = Self.statusFilter(status)
+        return try records(Schema.financingRequest, where: "bank = ?" + condition, [SQLValue(bank)] + arguments, limit: limit)
+    }
+
+    /// Every financing request made on a fragment, by id.
+    public func financingRequests(fragment: FragmentID, limit: Int? = nil) throws -> [FinancingRequest] {
+        try records(Schema.financingRequest, where: "fragment = ?", [SQLValue(fragment.hash)], limit: limit)
+    }
+
+    private static func stateFilter(_ states: [FragmentState]?) -> (String, [SQLValue]) {
+        guard let states else { return ("", []) }
+        guard !states.isEmpty else { return (" AND 0", []) }
+        let placeholders = Array(repeating: "?", count: states.count).joined(separator: ", ")
+        return (" AND state IN (\(placeholders))", states.map { .text($0.description) })
+    }
+
+    private static func statusFilter(_ status: (some CustomStringConvertible)?) -> (String, [SQLValue]) {
+        guard let status else { return ("", []) }
+        return (" AND status = ?", [.text(status.description)])
+    }
+}
+
+/// A stored transaction: the signed transaction, its receipt and where it sits in the chain.
+public struct StoredTransaction: Hashable, Sendable {
+    public var transaction: SignedTransaction
+    public var receipt: Receipt
+    public var height: Height
+    /// Index in its block (0-based).
+    public var position: Int
+
+    public init(transaction: SignedTransaction, receipt: Receipt, height: Height, position: Int) {
+        self.transaction = transaction
+        self.receipt = receipt
+        self.height = height
+        self.position = position
+    }
+}

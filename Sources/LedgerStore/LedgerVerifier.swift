@@ -1,0 +1,467 @@
+import Dispatch
+import LedgerCore
+
+/// Offline verification of a ledger data file, for auditors and operators (`scf ledger verify`).
+///
+/// From genesis, for every block in height order: decodes the stored block and certificate,
+/// checks the block row (hash, header bytes, timestamp, count) against the block, checks the commit
+/// certificate against the genesis validators, re-executes the block with
+/// `BlockExecutor.validate` on an in-memory state (so every signature, Merkle root, receipt and the
+/// state digest are recomputed), and checks the stored transaction rows and receipts against the
+/// block and the re-execution. At the end it compares every row of every state table (the record
+/// and each indexed column) with the recomputed state, and the stored tip with the last block.
+///
+/// It stops at the first bad block and names it. A state row that differs is attributed to the
+/// last block that wrote that record (genesis for an untouched genesis member).
+///
+/// Signatures (transaction signatures and certificate votes) are checked a batch of blocks at a
+/// time on all cores with `DispatchQueue.concurrentPerform`; blocks are then executed in order with
+/// the signatures already known good. A block with a signer the batch could not check (one
+/// registered in the same batch, or a bad signature) is executed with full signature checks, so
+/// the outcome and the error message are exactly those of a sequential run.
+public struct LedgerVerifier: Sendable {
+    public struct Options: Sendable {
+        /// Call the progress callback every this many blocks (and once at the end).
+        public var progressInterval: Int
+        /// Check signatures on all cores.
+        public var parallelSignatures: Bool
+        /// Blocks read and signature-checked together.
+        public var batchSize: Int
+
+        public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256) {
+            self.progressInterval = max(1, progressInterval)
+            self.parallelSignatures = parallelSignatures
+            self.batchSize = max(1, batchSize)
+        }
+    }
+
+    public var options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// Verifies the ledger in `path`.
+    ///
+    /// - Parameters:
+    ///   - genesis: the genesis the caller trusts (from the consortium's genesis file). When nil, the
+    ///     genesis stored in the file is used, and the report's `genesisHash` must be compared with
+    ///     the published one by hand.
+    ///   - progress: called every `options.progressInterval` blocks on the calling thread.
+    /// - Returns: a report; `failure` names the first bad block, or is nil when the whole file verifies.
+    /// - Throws: `StoreError` when the file cannot be read as a ledger at all.
+    public func verify(path: String, genesis trusted: Genesis? = nil,
+                       progress: ((VerificationProgress) -> Void)? = nil) throws -> VerificationReport {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let connection = try Connection(path: path, readOnly: true)
+        let meta: LedgerStore.Meta
+        do {
+            guard let stored = try LedgerStore.readMeta(connection) else {
+                throw StoreError(.corrupt, "\(path) has no chain in it (its meta row is missing); it is not a ledger data file")
+            }
+            meta = stored
+        } catch let error as StoreError where error.code == .sqlite {
+            throw StoreError(.corrupt, "\(path) is not a ledger data file (\(error.message))")
+        }
+        let storedGenesis: Genesis
+        do {
+            storedGenesis = try Genesis(canonicalBytes: meta.genesisBytes)
+        } catch {
+            throw StoreError(.corrupt, "the genesis stored in \(path) does not decode (\(error)); verify with the consortium's genesis file")
+        }
+        let genesis = trusted ?? storedGenesis
+        let suite: any CryptoSuite
+        do {
+            suite = try CryptoSuites.make(for: genesis)
+        } catch {
+            throw StoreError(.suiteMismatch, "this build cannot verify the \(genesis.cryptoSuite) suite the genesis names (\(error))")
+        }
+        var run = Run(path: path, genesis: genesis, suite: suite, options: options, clock: clock, start: start)
+        let storedHash = storedGenesis.hash(suite: suite)
+        if meta.genesisHash != run.genesisHash || storedHash != run.genesisHash {
+            return run.report(failure: VerificationFailure(height: .genesis, code: .genesisMismatch, message: """
+                the file was made from genesis \(meta.genesisHash.short) (stored genesis hashes to \(storedHash.short)), \
+                not the trusted genesis \(run.genesisHash.short); this is another chain or the file was edited
+                """))
+        }
+        if let failure = try run.verifyBlocks(connection, progress: progress) {
+            return run.report(failure: failure)
+        }
+        if let failure = try run.verifyEnd(connection, meta: meta) {
+            return run.report(failure: failure)
+        }
+        if let progress { progress(run.progress(lastHeight: run.tip.height)) }
+        return run.report(failure: nil)
+    }
+}
+
+/// Where a verification stands.
+public struct VerificationProgress: Sendable {
+    /// The last block verified.
+    public var height: Height
+    /// The last block in the file.
+    public var lastHeight: Height
+    public var transactions: Int
+    public var elapsed: Duration
+    public var fraction: Double { lastHeight.value == 0 ? 1 : Double(height.value) / Double(lastHeight.value) }
+}
+
+/// Why a ledger file failed verification, and the first block that is bad.
+public struct VerificationFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// The file's genesis is not the trusted one.
+        case genesisMismatch
+        /// A height between 1 and the last block has no block.
+        case missingBlock
+        /// The stored block or certificate bytes do not decode, or sit at the wrong height.
+        case malformedBlock
+        /// The block row's hash, header, timestamp or count disagrees with the block bytes.
+        case blockRowMismatch
+        /// The commit certificate is not a quorum of valid genesis-validator votes for this block.
+        case badCertificate
+        /// Re-execution refused the block (signature, link, roots, state digest, invariants...).
+        case invalidBlock
+        /// The transaction rows (or their receipts) disagree with the block and its re-execution.
+        case transactionRowsMismatch
+        /// A state table row disagrees with the recomputed state.
+        case stateMismatch
+        /// The stored tip is not the last block, or rows exist beyond it.
+        case tipMismatch
+    }
+    /// The first bad block (0 means genesis).
+    public var height: Height
+    public var code: Code
+    public var message: String
+
+    public init(height: Height, code: Code, message: String) {
+        self.height = height
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "block \(height): \(code.rawValue): \(message)" }
+}
+
+/// What a verification found.
+public struct VerificationReport: Sendable {
+    public var path: String
+    public var chainID: String
+    public var genesisHash: Hash
+    /// Blocks that passed every per-block check (all of them when the file verifies).
+    public var verifiedBlocks: Int
+    public var transactions: Int
+    public var rejectedTransactions: Int
+    /// The last block that verified.
+    public var tip: ChainTip
+    public var elapsed: Duration
+    /// The first bad block, or nil when the whole file verifies.
+    public var failure: VerificationFailure?
+
+    public var isValid: Bool { failure == nil }
+
+    public var seconds: Double {
+        Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// One line for people.
+    public var summary: String {
+        let time = String(Double(Int(seconds * 100)) / 100)
+        if let failure {
+            return "FAILED at block \(failure.height): \(failure.code.rawValue): \(failure.message) (\(verifiedBlocks) blocks checked before it, \(time) s)"
+        }
+        let rate = seconds > 0 ? Int(Double(transactions) / seconds) : 0
+        return "OK: chain \(chainID), \(verifiedBlocks) blocks, \(transactions) transactions (\(rejectedTransactions) rejected), tip \(tip.height) \(tip.hash.short), verified in \(time) s (\(rate) tx/s)"
+    }
+}
+
+// MARK: - The verification run
+
+private struct Run {
+    let path: String
+    let genesis: Genesis
+    let genesisHash: Hash
+    let suite: any CryptoSuite
+    let executor: BlockExecutor
+    let validators: ValidatorSet
+    let options: LedgerVerifier.Options
+    let clock: ContinuousClock
+    let start: ContinuousClock.Instant
+
+    var state: MemoryLedgerState
+    var tip: ChainTip
+    var verifiedBlocks = 0
+    var transactions = 0
+    var rejected = 0
+    var lastHeight = Height.genesis
+    /// Per state table: the block that last wrote each row key.
+    var lastWritten: [String: [SQLValue: Height]] = [:]
+
+    init(path: String, genesis: Genesis, suite: any CryptoSuite, options: LedgerVerifier.Options, clock: ContinuousClock,
+         start: ContinuousClock.Instant) {
+        self.path = path
+        self.genesis = genesis
+        self.genesisHash = genesis.hash(suite: suite)
+        self.suite = suite
+        self.executor = BlockExecutor(genesis: genesis, suite: suite)
+        self.validators = genesis.validatorSet
+        self.options = options
+        self.clock = clock
+        self.start = start
+        self.state = MemoryLedgerState(genesis: genesis)
+        self.tip = BlockExecutor.genesisTip(genesis: genesis, suite: suite)
+    }
+
+    func report(failure: VerificationFailure?) -> VerificationReport {
+        VerificationReport(path: path, chainID: genesis.chainID, genesisHash: genesisHash, verifiedBlocks: verifiedBlocks,
+                           transactions: transactions, rejectedTransactions: rejected, tip: tip, elapsed: clock.now - start,
+                           failure: failure)
+    }
+
+    func progress(lastHeight: Height) -> VerificationProgress {
+        VerificationProgress(height: tip.height, lastHeight: lastHeight, transactions: transactions, elapsed: clock.now - start)
+    }
+
+    // MARK: Blocks
+
+    mutating func verifyBlocks(_ connection: Connection, progress: ((VerificationProgress) -> Void)?) throws -> VerificationFailure? {
+        let maxStatement = try connection.statement("SELECT max(height) FROM block")
+        if let row = try maxStatement.next(), !row.isNull(0) { lastHeight = Height(UInt64(bitPattern: row.int64(0))) }
+        maxStatement.reset()
+        var next: UInt64 = 1
+        while next <= lastHeight.value {
+            let end = min(next + UInt64(options.batchSize) - 1, lastHeight.value)
+            let (blockRows, transactionRows) = try connection.readTransaction {
+                let blocks = try connection.statement(
+                    "SELECT \(Schema.block.columnList) FROM block WHERE height >= ? AND height <= ? ORDER BY height")
+                    .bind(.integer(Int64(next)), .integer(Int64(end))).map { $0.values }
+                let transactions = try connection.statement(
+                    "SELECT \(Schema.transaction.columnList) FROM \"transaction\" WHERE height >= ? AND height <= ? ORDER BY height, position")
+                    .bind(.integer(Int64(next)), .integer(Int64(end))).map { $0.values }
+                return (blocks, transactions)
+            }
+            var rowsByHeight: [UInt64: [SQLValue]] = [:]
+            for row in blockRows { if case .integer(let height) = row[0] { rowsByHeight[UInt64(bitPattern: height)] = row } }
+            var transactionsByHeight: [UInt64: [[SQLValue]]] = [:]
+            for row in transactionRows { if case .integer(let height) = row[0] { transactionsByHeight[UInt64(bitPattern: height), default: []].append(row) } }
+
+            let prepared = prepareBatch(heights: next...end, rows: rowsByHeight)
+            for item in prepared {
+                if let failure = try verifyBlock(item, transactionRows: transactionsByHeight[item.height.value] ?? []) {
+                    return failure
+                }
+                if let progress, item.height.value % UInt64(options.progressInterval) == 0 {
+                    progress(self.progress(lastHeight: lastHeight))
+                }
+            }
+            next = end + 1
+        }
+        return nil
+    }
+
+    /// Decodes a batch of blocks and checks their rows, certificates and transaction signatures on all cores.
+    func prepareBatch(heights: ClosedRange<UInt64>, rows: [UInt64: [SQLValue]]) -> [PreparedBlock] {
+        let count = heights.count
+        let first = heights.lowerBound
+        let keys = state.members.mapValues(\.publicKey)
+        let suite = suite, validators = validators, chainID = genesis.chainID
+        let work: @Sendable (Int) -> PreparedBlock = { index in
+            let height = first + UInt64(index)
+            return PreparedBlock.prepare(height: Height(height), row: rows[height], keys: keys, validators: validators,
+                                         chainID: chainID, suite: suite)
+        }
+        guard options.parallelSignatures, count > 1 else { return (0..<count).map(work) }
+        let results = UnsafeMutableBufferPointer<PreparedBlock?>.allocate(capacity: count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        nonisolated(unsafe) let shared = results
+        DispatchQueue.concurrentPerform(iterations: count) { index in
+            shared[index] = work(index)
+        }
+        return results.map { $0! }
+    }
+
+    mutating func verifyBlock(_ item: PreparedBlock, transactionRows: [[SQLValue]]) throws -> VerificationFailure? {
+        let height = item.height
+        let committed: CommittedBlock
+        switch item.outcome {
+        case .failure(let failure): return failure
+        case .success(let block): committed = block
+        }
+        let block = committed.block
+        // Signatures were checked with the keys known at the start of the batch; keys never change
+        // once registered, but confirm each key is still the signer's before trusting the check.
+        let trusted = item.signaturesChecked && item.keysUsed.allSatisfy { state.members[$0.0]?.publicKey == $0.1 }
+        let result: ExecutionResult
+        do {
+            result = try executor.validate(block, on: tip, state: state, signatures: trusted ? .trusted : .verify)
+        } catch let error as BlockValidationError {
+            return VerificationFailure(height: height, code: .invalidBlock, message: error.description)
+        } catch {
+            return VerificationFailure(height: height, code: .invalidBlock, message: "re-execution failed: \(error)")
+        }
+        guard transactionRows.count == block.transactions.count else {
+            return VerificationFailure(height: height, code: .transactionRowsMismatch, message: """
+                the block holds \(block.transactions.count) transactions but the transaction table has \(transactionRows.count) rows for it
+                """)
+        }
+        for (position, (transaction, receipt)) in zip(block.transactions, result.receipts).enumerated() {
+            let expected = Rows.transaction(transaction, receipt: receipt, height: height, position: position)
+            if let difference = Run.difference(stored: transactionRows[position], expected: expected, columns: Schema.transaction.columns) {
+                return VerificationFailure(height: height, code: .transactionRowsMismatch,
+                                           message: "transaction \(position) (\(transaction.id.short)): \(difference)")
+            }
+        }
+        state.apply(result.changes)
+        record(result.changes, at: height)
+        tip = ChainTip(height: height, hash: item.hash, stateDigest: block.header.stateDigest, timestamp: block.header.timestamp)
+        verifiedBlocks += 1
+        transactions += block.transactions.count
+        rejected += result.receipts.count { !$0.isCommitted }
+        return nil
+    }
+
+    mutating func record(_ changes: StateChanges, at height: Height) {
+        func mark(_ table: Schema.Table, _ key: SQLValue) { lastWritten[table.name, default: [:]][key] = height }
+        for id in changes.members.keys { mark(Schema.member, SQLValue(id)) }
+        for id in changes.nonces.keys { mark(Schema.nonce, SQLValue(id)) }
+        for id in changes.roots.keys { mark(Schema.root, SQLValue(id.hash)) }
+        for id in changes.fragments.keys { mark(Schema.fragment, SQLValue(id.hash)) }
+        for key in changes.invoices.keys { mark(Schema.invoice, Rows.invoiceID(key)) }
+        for id in changes.financingRequests.keys { mark(Schema.financingRequest, SQLValue(id)) }
+    }
+
+    /// Which column differs, as a sentence, or nil when the rows are equal.
+    static func difference(stored: [SQLValue], expected: [SQLValue], columns: [String]) -> String? {
+        guard stored != expected else { return nil }
+        guard stored.count == expected.count else { return "the row has \(stored.count) columns, expected \(expected.count)" }
+        for (index, column) in columns.enumerated() where stored[index] != expected[index] {
+            return "column \(column) is \(stored[index]) in the file but \(expected[index]) when recomputed"
+        }
+        return "the row differs"
+    }
+
+    // MARK: End of chain: tip, stray rows, state tables
+
+    mutating func verifyEnd(_ connection: Connection, meta: LedgerStore.Meta) throws -> VerificationFailure? {
+        guard meta.tip == tip else {
+            return VerificationFailure(height: Swift.max(meta.tip.height, tip.height.next), code: .tipMismatch, message: """
+                the stored tip is block \(meta.tip.height) \(meta.tip.hash.short) but the last block is \(tip.height) \(tip.hash.short)
+                """)
+        }
+        let stray = try connection.statement("SELECT count(*) FROM \"transaction\" WHERE height < 1 OR height > ?")
+            .bind(SQLValue(tip.height)).map { $0.int64(0) }.first ?? 0
+        if stray > 0 {
+            return VerificationFailure(height: tip.height.next, code: .tipMismatch,
+                                       message: "\(stray) transaction rows belong to no stored block")
+        }
+        var expected: [String: [SQLValue: [SQLValue]]] = [:]
+        func add(_ table: Schema.Table, _ rows: some Sequence<[SQLValue]>) {
+            var byKey: [SQLValue: [SQLValue]] = [:]
+            for row in rows { byKey[row[0]] = row }
+            expected[table.name] = byKey
+        }
+        add(Schema.member, state.members.values.lazy.map(Rows.member))
+        add(Schema.nonce, state.nonces.lazy.map { Rows.nonce($0.key, $0.value) })
+        add(Schema.root, state.roots.values.lazy.map(Rows.root))
+        add(Schema.fragment, state.fragments.values.lazy.map(Rows.fragment))
+        add(Schema.invoice, state.invoices.values.lazy.map(Rows.invoice))
+        add(Schema.financingRequest, state.financingRequests.values.lazy.map(Rows.financingRequest))
+
+        var worst: VerificationFailure?
+        var mismatches = 0
+        func note(_ table: Schema.Table, key: SQLValue, _ message: String) {
+            mismatches += 1
+            let height = lastWritten[table.name]?[key] ?? (expected[table.name]?[key] == nil ? tip.height : .genesis)
+            if worst == nil || height < worst!.height {
+                worst = VerificationFailure(height: height, code: .stateMismatch,
+                                            message: "\(table.name) row \(key): \(message) (last written by block \(height))")
+            }
+        }
+        try connection.readTransaction {
+            for table in Schema.stateTables {
+                var remaining = expected[table.name] ?? [:]
+                let statement = try connection.statement(table.selectAllSQL)
+                while let row = try statement.next() {
+                    let stored = row.values
+                    let key = stored.first ?? .null
+                    guard let wanted = remaining.removeValue(forKey: key) else {
+                        note(table, key: key, "is not in the state recomputed from the blocks")
+                        continue
+                    }
+                    if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
+                        note(table, key: key, difference)
+                    }
+                }
+                for key in remaining.keys.sorted(by: { $0.description < $1.description }) {
+                    note(table, key: key, "is missing from the file")
+                }
+            }
+        }
+        if var worst {
+            if mismatches > 1 { worst.message += "; \(mismatches - 1) more state rows differ" }
+            return worst
+        }
+        return nil
+    }
+}
+
+/// One block after the parallel phase: decoded and checked as far as possible without state.
+struct PreparedBlock: Sendable {
+    var height: Height
+    var outcome: Result<CommittedBlock, VerificationFailure>
+    var hash: Hash = .zero
+    /// Every transaction signature verified against `keysUsed`.
+    var signaturesChecked = false
+    var keysUsed: [(MemberID, PublicKey)] = []
+
+    static func prepare(height: Height, row: [SQLValue]?, keys: [MemberID: PublicKey], validators: ValidatorSet,
+                        chainID: String, suite: any CryptoSuite) -> PreparedBlock {
+        func fail(_ code: VerificationFailure.Code, _ message: String) -> PreparedBlock {
+            PreparedBlock(height: height, outcome: .failure(VerificationFailure(height: height, code: code, message: message)))
+        }
+        guard let row, row.count == Schema.block.columns.count else {
+            return fail(.missingBlock, "there is no block \(height), but later blocks exist")
+        }
+        guard case .blob(let wire) = row[3], case .blob(let certificateBytes) = row[4] else {
+            return fail(.malformedBlock, "the block or certificate column is not a byte string")
+        }
+        let committed: CommittedBlock
+        do {
+            committed = CommittedBlock(block: try Block(wireBytes: wire, suite: suite),
+                                       certificate: try CommitCertificate(canonicalBytes: certificateBytes))
+        } catch {
+            return fail(.malformedBlock, "the stored block does not decode: \(error)")
+        }
+        let block = committed.block
+        guard block.header.height == height else {
+            return fail(.malformedBlock, "the block stored at height \(height) says it is block \(block.header.height)")
+        }
+        let hash = block.hash(suite: suite)
+        if let difference = Run.difference(stored: row, expected: Rows.block(committed, hash: hash), columns: Schema.block.columns) {
+            return fail(.blockRowMismatch, difference)
+        }
+        let certificate = committed.certificate
+        guard certificate.height == height, certificate.blockHash == hash else {
+            return fail(.badCertificate, "the certificate is for block \(certificate.height) \(certificate.blockHash.short), not this block \(hash.short)")
+        }
+        do {
+            try certificate.verify(validators: validators, chainID: chainID, suite: suite)
+        } catch {
+            return fail(.badCertificate, error.description)
+        }
+        var prepared = PreparedBlock(height: height, outcome: .success(committed), hash: hash)
+        var checked = true
+        var used: [MemberID: PublicKey] = [:]
+        for transaction in block.transactions {
+            guard let key = keys[transaction.body.signer], transaction.hasValidSignature(publicKey: key, suite: suite) else {
+                checked = false
+                break
+            }
+            used[transaction.body.signer] = key
+        }
+        prepared.signaturesChecked = checked
+        prepared.keysUsed = used.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return prepared
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import LedgerCore
+@testable import LedgerStore
+import LedgerTestKit
+import Testing
+
+@Suite struct VerifierTests {
+    let fixture = ChainFixture.shared
+    var consortium: TestConsortium { fixture.consortium }
+
+    func verify(_ path: String, parallel: Bool = true) throws -> VerificationReport {
+        try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 16))
+            .verify(path: path, genesis: consortium.genesis)
+    }
+
+    @Test(arguments: [true, false])
+    func aGoodChainVerifies(parallel: Bool) throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        var seen: [UInt64] = []
+        let report = try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 16))
+            .verify(path: path, genesis: consortium.genesis) { seen.append($0.height.value) }
+        #expect(report.failure == nil, "\(report.summary)")
+        #expect(report.isValid)
+        #expect(report.verifiedBlocks == fixture.blocks)
+        #expect(report.transactions == fixture.transactions)
+        #expect(report.rejectedTransactions == fixture.rejected)
+        #expect(fixture.rejected > 0, "the workload should include rejected transactions")
+        #expect(fixture.statistics.generated["settle", default: 0] > 0, "the fixture should settle receivables")
+        #expect(report.tip.height == Height(UInt64(fixture.blocks)))
+        #expect(seen == [10, 20, 30, 40, 48])
+        #expect(report.summary.hasPrefix("OK"))
+        // Without a trusted genesis the stored one is used, and named in the report.
+        let selfTrusting = try LedgerVerifier().verify(path: path)
+        #expect(selfTrusting.isValid)
+        #expect(selfTrusting.genesisHash == consortium.genesis.hash(suite: consortium.suite))
+    }
+
+    @Test func aFlippedByteInAStoredBlockIsCaught() throws {
+        for (height, offset) in [(17, 40), (23, 300), (31, -20)] {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                guard case .blob(var wire) = try column(connection, "SELECT wire FROM block WHERE height = ?", [.integer(Int64(height))])[0] else {
+                    Issue.record("no block \(height)")
+                    return
+                }
+                let index = offset >= 0 ? offset : wire.count + offset
+                wire[index] ^= 0x01
+                try connection.statement("UPDATE block SET wire = ? WHERE height = ?").bind(.blob(wire), .integer(Int64(height))).run()
+            }
+            let report = try verify(path)
+            let failure = try #require(report.failure)
+            #expect(failure.height == Height(UInt64(height)), "\(failure)")
+            #expect(report.verifiedBlocks == height - 1)
+            #expect(report.summary.contains("FAILED at block \(height)"))
+        }
+    }
+
+    @Test func aFlippedByteInAStoredHeaderColumnIsCaught() throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        try tamper(path) { connection in
+            guard case .blob(var header) = try column(connection, "SELECT header FROM block WHERE height = 9")[0] else { return }
+            header[header.count - 1] ^= 0x80
+            try connection.statement("UPDATE block SET header = ? WHERE height = 9").bind(.blob(header)).run()
+        }
+        let failure = try #require(try verify(path).failure)
+        #expect(failure.height == Height(9))
+        #expect(failure.code == .blockRowMismatch)
+        #expect(failure.message.contains("header"))
+    }
+
+    @Test func aRemovedTransactionRowIsCaught() throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        try tamper(path) { try $0.execute("DELETE FROM \"transaction\" WHERE height = 12 AND position = 2") }
+        let failure = try #require(try verify(path).failure)
+        #expect(failure.height == Height(12))
+        #expect(failure.code == .transactionRowsMismatch)
+    }
+
+    @Test func aTransactionRemovedFromTheBlockItselfIsCaught() throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        var block = try #require(try store.block(at: Height(21))).block
+        store.close()
+        block.transactions.remove(at: 1)
+        block.header.transactionCount -= 1
+        try tamper(path) { connection in
+            try connection.statement("UPDATE block SET wire = ?, header = ?, transactionCount = ? WHERE height = 21")
+                .bind(.blob(block.wireBytes), .blob(block.header.canonicalBytes), .integer(Int64(block.header.transactionCount))).run()
+            try connection.execute("DELETE FROM \"transaction\" WHERE height = 21 AND position = 1")
+            try connection.execute("UPDATE \"transaction\" SET position = position - 1 WHERE height = 21 AND position > 1")
+        }
+        let failure = try #require(try verify(path).failure)
+        #expect(failure.height == Height(21))
+        // The block's hash no longer matches its row and certificate.
+        #expect([.blockRowMismatch, .badCertificate].contains(failure.code), "\(failure)")
+    }
+
+    @Test func aForgedCertificateIsCaught() throws {
+        let forger = TestConsortium.key(for: "forger", suite: consortium.suite)
+        let scratch = TemporaryDirectory()
+        let store = try LedgerStore.open(path: fixture.copy(into: scratch), genesis: consortium.genesis, suite: consortium.suite)
+        let original = try #require(try store.block(at: Height(30)))
+        let previous = try #require(try store.block(at: Height(29)))
+        store.close()
+        let hash = original.block.hash(suite: consortium.suite)
+        let forgedVotes = try (0..<3).map { index in
+            try CommitCertificate.vote(chainID: consortium.genesis.chainID, height: Height(30), view: original.block.header.view,
+                                       blockHash: hash, validator: ValidatorIndex(UInt16(index)), key: forger, suite: consortium.suite)
+        }
+        let cases: [(String, CommitCertificate)] = [
+            ("forged signatures", CommitCertificate(height: Height(30), view: original.block.header.view, blockHash: hash, votes: forgedVotes)),
+            ("too few votes", CommitCertificate(height: Height(30), view: original.block.header.view, blockHash: hash,
+                                                votes: Array(original.certificate.votes.prefix(2)))),
+            ("another block's votes", previous.certificate),
+        ]
+        for (name, certificate) in cases {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                try connection.statement("UPDATE block SET certificate = ? WHERE height = 30").bind(.blob(certificate.canonicalBytes)).run()
+            }
+            let failure = try #require(try verify(path).failure, "\(name)")
+            #expect(failure.height == Height(30), "\(name)")
+            #expect(failure.code == .badCertificate, "\(name): \(failure)")
+        }
+    }
+
+    @Test func anEditedAmountInAStateTableIsCaughtAndBlamedOnTheBlockThatWroteIt() throws {
+        // A live fragment last written in the middle of the chain.
+        let candidates = fixture.state.fragments.values.filter { $0.state.isLive && $0.outstanding.value > 1 }
+            .sorted { (fixture.lastFragmentWrite[$0.id]!, $0.id) < (fixture.lastFragmentWrite[$1.id]!, $1.id) }
+        let fragment = try #require(candidates.first { fixture.lastFragmentWrite[$0.id]! >= Height(10) })
+        let writer = fixture.lastFragmentWrite[fragment.id]!
+        #expect(writer < Height(UInt64(fixture.blocks)))
+
+        // 1. Only the indexed column.
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                try connection.statement("UPDATE fragment SET outstanding = outstanding + 100 WHERE id = ?").bind(.blob(fragment.id.hash.bytes)).run()
+            }
+            let report = try verify(path)
+            let failure = try #require(report.failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.height == writer, "\(failure)")
+            #expect(failure.message.contains("outstanding"))
+            #expect(report.verifiedBlocks == fixture.blocks, "every block is fine; the state table is not")
+        }
+        // 2. The canonical record and the column together, consistently.
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            var edited = fragment
+            edited.outstanding = MinorUnits(fragment.outstanding.value - 1)
+            try tamper(path) { connection in
+                try connection.statement(Schema.fragment.upsertSQL).bind(Rows.fragment(edited)).run()
+            }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.height == writer)
+        }
+        // 3. A row deleted, and one invented.
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                try connection.statement("DELETE FROM fragment WHERE id = ?").bind(.blob(fragment.id.hash.bytes)).run()
+            }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.height == writer)
+            #expect(failure.message.contains("missing"))
+        }
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                try connection.statement(Schema.nonce.upsertSQL).bind(Rows.nonce(TestConsortium.regulator, 9_999)).run()
+            }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.message.contains("nonce"))
+        }
+    }
+
+    @Test func aDeletedLastBlockOrAnotherGenesisIsReported() throws {
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { try $0.execute("DELETE FROM \"transaction\" WHERE height = 48; DELETE FROM block WHERE height = 48") }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .tipMismatch)
+            #expect(failure.height == Height(48))
+        }
+        do {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { try $0.execute("DELETE FROM \"transaction\" WHERE height = 20; DELETE FROM block WHERE height = 20") }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .missingBlock)
+            #expect(failure.height == Height(20))
+        }
+        do {
+            let other = TestConsortium(extraSuppliers: 12, chainID: "another-chain")
+            let directory = TemporaryDirectory()
+            let report = try LedgerVerifier().verify(path: fixture.copy(into: directory), genesis: other.genesis)
+            #expect(report.failure?.code == .genesisMismatch)
+            #expect(report.failure?.height == .genesis)
+        }
+        let empty = TemporaryDirectory()
+        #expect(throws: StoreError.self) {
+            try LedgerVerifier().verify(path: empty.file("missing.sqlite"))
+        }
+    }
+}
