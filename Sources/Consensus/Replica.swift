@@ -404,6 +404,7 @@ public struct Replica: Sendable {
         }
         requestSync(target: stableCheckpoint.height > head.height ? stableCheckpoint.height : nil, force: true, into: &out)
         finish(now: now, application: &application, into: &out)
+        retransmit(into: &out)   // what it proposed before the crash may never have arrived
         return out
     }
 
@@ -862,10 +863,14 @@ public struct Replica: Sendable {
         guard isPrimary else { return false }
         var changed = false
         while true {
+            // Build only on a chain this replica has fully validated: no gap above the head, and
+            // never at or below the stable checkpoint (a replica still catching up must not propose).
+            guard head.height >= stableCheckpoint.height else { return changed }
             var tip = head
             var height = head.height.value + 1
-            while let slot = slots[height], slot.prePrepare != nil {
-                guard slot.validation == .valid, let slotTip = slot.tip else { return changed }
+            let top = slots.keys.filter { $0 > head.height.value && slots[$0]?.prePrepare != nil }.max() ?? head.height.value
+            while height <= top {
+                guard let slot = slots[height], slot.prePrepare != nil, slot.validation == .valid, let slotTip = slot.tip else { return changed }
                 tip = slotTip
                 height += 1
             }

@@ -1,0 +1,321 @@
+import Consensus
+import LedgerCore
+import LedgerTestKit
+import Testing
+
+func isCommit(_ message: ConsensusMessage) -> Bool { if case .commit = message { true } else { false } }
+func isNewView(_ message: ConsensusMessage) -> Bool { if case .newView = message { true } else { false } }
+func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = message { true } else { false } }
+
+@Suite struct NormalCase {
+    @Test func oneTransactionCommitsEverywhereWithAQuorumCertificate() throws {
+        var cluster = Cluster()
+        let transaction = cluster.submitNew()
+        cluster.run()
+        for index in 0..<4 { #expect(cluster.chains[index].count == 1) }
+        #expect(cluster.chainsAgree())
+        let committed = try #require(cluster.chains[1].first)
+        #expect(committed.block.transactions.map(\.id) == [transaction.id])
+        #expect(committed.block.header.proposer == 0 && committed.block.header.view == 0)
+        #expect(committed.certificate.votes.count == cluster.consortium.validatorSet.quorum)
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.contains(transaction.id) && $0.rejections.isEmpty })
+        #expect(cluster.reports.isEmpty)
+        // Nothing outstanding: every timer is cancelled.
+        #expect(cluster.timers.allSatisfy { $0 == nil })
+    }
+
+    @Test func aPreparedCertificateIsPersistedBeforeTheCommitIsSent() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        let prePrepare = try #require(cluster.network.first { $0.to == 1 }?.message)
+        cluster.network.removeAll()
+        cluster.deliver(prePrepare, from: 0, to: 1)
+        cluster.deliver(prePrepare, from: 0, to: 2)
+        let prepareFrom2 = try #require(cluster.network.first { $0.from == 2 && $0.to == 1 }?.message)
+        let output = cluster.replicas[1].onMessage(prepareFrom2, from: 2, now: cluster.now, application: &cluster.applications[1])
+        let persistIndex = try #require(output.directives.firstIndex {
+            if case .persist(let state) = $0 { state.prepared.map(\.height) == [1] } else { false }
+        })
+        let commitIndex = try #require(output.directives.firstIndex {
+            if case .broadcast(.commit) = $0 { true } else { false }
+        })
+        #expect(persistIndex < commitIndex)
+    }
+
+    @Test func pipelinedHeightsAreInFlightTogetherAndCommitInOrder() {
+        var cluster = Cluster(pipelineDepth: 4)
+        let transactions = (0..<6).map { _ in cluster.submitNew(to: [0]) }
+        #expect(cluster.replicas[0].inFlightHeights == [1, 2, 3, 4])
+        // Deliver only the pre-prepares: every backup holds four heights at once.
+        let prePrepares = cluster.network
+        cluster.network.removeAll()
+        for (from, to, message) in prePrepares { cluster.deliver(message, from: from, to: to) }
+        for index in 1..<4 { #expect(cluster.replicas[index].inFlightHeights == [1, 2, 3, 4]) }
+        cluster.run()
+        #expect(cluster.chainsAgree())
+        for index in 0..<4 {
+            #expect(cluster.chains[index].map(\.block.header.height.value) == Array(1...UInt64(cluster.chains[index].count)))
+            #expect(transactions.allSatisfy { cluster.applications[index].committedIDs.contains($0.id) })
+        }
+        #expect(cluster.chains[0].count == 5)   // four single-transaction blocks, then the last two together
+    }
+
+    @Test func checkpointsBecomeStableMoveTheWatermarksAndCollectGarbage() throws {
+        var cluster = Cluster()   // K = 4, window 8
+        for _ in 0..<9 {
+            cluster.submitNew()
+            cluster.run()
+        }
+        for index in 0..<4 {
+            let replica = cluster.replicas[index]
+            #expect(replica.head.height == 9)
+            #expect(replica.stableCheckpoint.height == 8)
+            #expect(replica.lowWatermark == 8 && replica.highWatermark == 16)
+            #expect(replica.preparedHeights.allSatisfy { $0 > 8 })
+            #expect(replica.persistentState.sentPrepares.allSatisfy { $0.height > 8 })
+            #expect(replica.stableCheckpoint.problem(chainID: cluster.consortium.genesis.chainID,
+                                                     genesisHash: replica.configuration.genesisTip.hash,
+                                                     validators: cluster.consortium.validatorSet, suite: cluster.consortium.suite) == nil)
+        }
+        // A vote for a collected height is answered, not acted on.
+        let old = try Commit.sign(chainID: cluster.consortium.genesis.chainID, view: 0, height: 3, blockHash: .zero, replica: 2,
+                                  key: cluster.consortium.validatorKeys[2], suite: cluster.consortium.suite)
+        let output = cluster.replicas[1].onMessage(.commit(old), from: 2, now: cluster.now, application: &cluster.applications[1])
+        #expect(output.outcome == .ignored(.outsideWatermarks))
+        #expect(output.directives.isEmpty)
+    }
+
+    @Test func thePrimaryStopsAtTheHighWatermarkUntilACheckpointIsStable() {
+        var cluster = Cluster()   // K = 4, window 8
+        for _ in 0..<10 {
+            cluster.submitNew()
+            cluster.run(drop: { _, _, message in isCheckpoint(message) })
+        }
+        #expect(cluster.chains.allSatisfy { $0.count == 8 })
+        #expect(cluster.replicas[0].pendingTransactionCount == 2)
+        // The first timer expiry retransmits the replicas' checkpoints.
+        for index in 0..<4 { cluster.fireTimer(index) }
+        cluster.run()
+        #expect(cluster.replicas.allSatisfy { $0.stableCheckpoint.height == 8 })
+        #expect(cluster.chains.allSatisfy { $0.count >= 9 })
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.count == 10 })
+        #expect(cluster.chainsAgree())
+    }
+}
+
+@Suite struct ViewChanges {
+    @Test func aCrashedPrimaryIsReplacedAndTheClusterMakesProgress() {
+        var cluster = Cluster()
+        cluster.submitNew()
+        cluster.run()
+        cluster.crash(0)
+        let transaction = cluster.submitNew()
+        cluster.run()
+        #expect(cluster.chains[1].count == 1)
+        for index in 1..<4 { cluster.fireTimer(index) }   // retransmit and ask to catch up
+        cluster.run()
+        for index in 1..<4 { cluster.fireTimer(index) }   // view change
+        cluster.run()
+        for index in 1..<4 {
+            #expect(cluster.replicas[index].view == 1 && cluster.replicas[index].viewChangeTarget == nil)
+            #expect(cluster.chains[index].count == 2)
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(cluster.chains[1][1].block.header.proposer == 1)
+        #expect(cluster.chains[1][1].certificate.view == 1)
+        #expect(cluster.chainsAgree())
+        #expect(cluster.reports.isEmpty)
+    }
+
+    @Test func anEquivocatingPrimaryIsDetectedAndReplaced() throws {
+        var cluster = Cluster()
+        let transaction = cluster.submitNew()
+        let suite = cluster.consortium.suite
+        // The primary sends its block to v1 and a different, equally signed one to v2 and v3.
+        for (position, entry) in cluster.network.enumerated() where entry.from == 0 && entry.to != 1 {
+            guard case .prePrepare(let original) = entry.message else { continue }
+            var block = original.block
+            block.header.timestamp = block.header.timestamp.adding(milliseconds: 1)
+            let proposal = try ProposalSignature.sign(chainID: cluster.consortium.genesis.chainID, view: 0, height: 1,
+                                                      blockHash: block.hash(suite: suite), key: cluster.consortium.validatorKeys[0],
+                                                      suite: suite)
+            cluster.network[position].message = .prePrepare(PrePrepare(block: block, proposal: proposal))
+        }
+        cluster.run()
+        let accusers = Set(cluster.reports.filter {
+            if case .equivocation = $0.evidence { $0.culprit == 0 } else { false }
+        }.map(\.reporter))
+        #expect(accusers.isSuperset(of: [1, 2, 3]))
+        for index in 1..<4 {
+            #expect(cluster.replicas[index].view >= 1)
+            #expect(cluster.replicas[index].viewChangeTarget == nil)
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(cluster.chainsAgree())
+    }
+
+    @Test func aPreparedButUncommittedBlockSurvivesTheViewChange() throws {
+        var cluster = Cluster()
+        let transaction = cluster.submitNew()
+        cluster.run(drop: { _, _, message in isCommit(message) })
+        #expect(cluster.chains.allSatisfy { $0.isEmpty })
+        let prepared = try #require(cluster.persisted[1]?.prepared.first)
+        #expect(prepared.height == 1)
+        cluster.crash(0)
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run(drop: { _, _, message in isCommit(message) })
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run()
+        for index in 1..<4 {
+            let committed = try #require(cluster.chains[index].first)
+            #expect(committed.block.hash(suite: cluster.consortium.suite) == prepared.blockHash)
+            #expect(committed.block.header.proposer == 0)       // the original proposal, re-proposed
+            #expect(committed.certificate.view == 1)             // committed in the new view
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(cluster.chainsAgree())
+    }
+
+    @Test func theViewChangeTimeoutDoublesPerAttemptAndIsCapped() {
+        var cluster = Cluster()   // 1 s base, 8 s cap
+        cluster.crash(0)
+        cluster.submitNew()
+        var timeouts: [UInt64] = [cluster.replicas[1].currentTimeoutMilliseconds]
+        for _ in 0..<6 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run(drop: { _, _, message in isNewView(message) })
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run(drop: { _, _, message in isNewView(message) })
+            timeouts.append(cluster.replicas[1].currentTimeoutMilliseconds)
+        }
+        #expect(timeouts.first == 1_000)
+        #expect(timeouts.contains(2_000) && timeouts.contains(4_000))
+        #expect(timeouts.last == 8_000)
+        #expect(zip(timeouts, timeouts.dropFirst()).allSatisfy { $0 <= $1 })
+        // Views only went forward; once new views get through, the cluster commits.
+        let before = cluster.replicas[1].viewChangeTarget ?? cluster.replicas[1].view
+        for _ in 0..<4 where cluster.chains[1].isEmpty {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        #expect(cluster.replicas[1].view >= before)
+        #expect(cluster.chains[1].count == 1)
+        #expect(cluster.chainsAgree())
+    }
+}
+
+@Suite struct CatchUp {
+    @Test func aRestartedReplicaCatchesUpFromCertificatesAndRejoins() {
+        var cluster = Cluster()
+        cluster.submitNew()
+        cluster.run()
+        cluster.crash(3)
+        for _ in 0..<6 {
+            cluster.submitNew()
+            cluster.run()
+        }
+        #expect(cluster.chains[0].count == 7 && cluster.chains[3].count == 1)
+        cluster.restart(3)
+        #expect(cluster.chains[3].count == 7)
+        #expect(cluster.applications[3].state == cluster.applications[0].state)
+        // It takes part again: with v0 down, v1..v3 still need v3's votes.
+        cluster.crash(0)
+        let transaction = cluster.submitNew()
+        for _ in 0..<2 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        #expect(cluster.applications[3].committedIDs.contains(transaction.id))
+        #expect(cluster.chainsAgree())
+    }
+
+    @Test func aRestartedPrimaryNeverProposesTwoBlocksForOneHeight() throws {
+        var cluster = Cluster()
+        cluster.submitNew()
+        let firstProposal = try #require(cluster.network.first?.message)
+        cluster.network.removeAll()    // lost with the crash
+        cluster.crash(0)
+        cluster.restart(0)
+        cluster.submitNew()
+        cluster.run()
+        #expect(cluster.reports.isEmpty)
+        #expect(cluster.chainsAgree())
+        guard case .prePrepare(let first) = firstProposal else { Issue.record("expected a pre-prepare"); return }
+        #expect(cluster.chains[1].first?.block.hash(suite: cluster.consortium.suite) == first.blockHash)
+    }
+}
+
+@Suite struct BadInput {
+    @Test func messagesFromNonValidatorsAreIgnored() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        let message = try #require(cluster.network.first?.message)
+        let output = cluster.replicas[1].onMessage(message, from: 9, now: cluster.now, application: &cluster.applications[1])
+        #expect(output.outcome == .ignored(.notValidator))
+        #expect(output.directives.isEmpty)
+    }
+
+    @Test func aForgedSignatureIsMisbehaviourOfTheSender() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        guard case .prePrepare(var prePrepare) = try #require(cluster.network.first?.message) else { return }
+        prePrepare.proposal.signature.rawRepresentation[0] ^= 1
+        let output = cluster.replicas[1].onMessage(.prePrepare(prePrepare), from: 0, now: cluster.now, application: &cluster.applications[1])
+        #expect(output.outcome == .misbehaving(0, .badSignature(kind: "pre-prepare")))
+        #expect(cluster.replicas[1].inFlightHeights.isEmpty)
+    }
+
+    @Test func aMessageClaimingAnotherSenderIsRejected() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        let message = try #require(cluster.network.first?.message)
+        let output = cluster.replicas[1].onMessage(message, from: 2, now: cluster.now, application: &cluster.applications[1])
+        guard case .misbehaving(2, .malformed) = output.outcome else { Issue.record("got \(output.outcome)"); return }
+    }
+
+    @Test func staleViewsAndHeightsOutsideTheWatermarksAreIgnored() throws {
+        var cluster = Cluster()
+        let keys = cluster.consortium.validatorKeys, chainID = cluster.consortium.genesis.chainID, suite = cluster.consortium.suite
+        let far = try Commit.sign(chainID: chainID, view: 0, height: 500, blockHash: .zero, replica: 2, key: keys[2], suite: suite)
+        #expect(cluster.replicas[1].onMessage(.commit(far), from: 2, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .ignored(.outsideWatermarks))
+        // Move everyone to view 1, then replay a view-0 vote.
+        cluster.crash(0)
+        cluster.submitNew()
+        for _ in 0..<2 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        #expect(cluster.replicas[1].view == 1)
+        let stale = try Commit.sign(chainID: chainID, view: 0, height: 2, blockHash: .zero, replica: 2, key: keys[2], suite: suite)
+        #expect(cluster.replicas[1].onMessage(.commit(stale), from: 2, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .ignored(.staleView))
+        let staleChange = try ViewChange.sign(newView: 1, replica: 3, checkpoint: cluster.replicas[3].stableCheckpoint, prepared: [],
+                                              chainID: chainID, key: keys[3], suite: suite)
+        #expect(cluster.replicas[1].onMessage(.viewChange(staleChange), from: 3, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .ignored(.staleView))
+    }
+
+    @Test func twoDifferentVotesFromOneReplicaAreEvidence() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        let keys = cluster.consortium.validatorKeys, chainID = cluster.consortium.genesis.chainID, suite = cluster.consortium.suite
+        let first = try Commit.sign(chainID: chainID, view: 0, height: 1, blockHash: suite.hash([1]), replica: 2, key: keys[2], suite: suite)
+        let second = try Commit.sign(chainID: chainID, view: 0, height: 1, blockHash: suite.hash([2]), replica: 2, key: keys[2], suite: suite)
+        _ = cluster.replicas[1].onMessage(.commit(first), from: 2, now: cluster.now, application: &cluster.applications[1])
+        let output = cluster.replicas[1].onMessage(.commit(second), from: 2, now: cluster.now, application: &cluster.applications[1])
+        #expect(output.outcome == .misbehaving(2, .conflictingCommits(first, second)))
+        #expect(output.directives.contains(.reportMisbehaviour(2, .conflictingCommits(first, second))))
+    }
+
+    @Test func aProposalOutsideTheClockBoundIsNotPrepared() throws {
+        var cluster = Cluster()
+        cluster.submitNew(to: [0])
+        let message = try #require(cluster.network.first { $0.to == 1 }?.message)
+        cluster.network.removeAll()
+        cluster.nowMilliseconds += 60_000   // v1's clock is a minute ahead of the proposal
+        cluster.deliver(message, from: 0, to: 1)
+        #expect(!cluster.network.contains { $0.from == 1 })
+        #expect(cluster.reports.isEmpty)     // a clock disagreement is not proof of anything
+    }
+}
