@@ -3,14 +3,14 @@ import LedgerTestKit
 import Testing
 
 /// One test per lifecycle rule: the allowed path, then each refusal with its reason code. Every
-/// refusal also checks that nothing but the signer's nonce changed.
+/// test runs once per crypto suite (Ed25519/SHA-256 and SM2/SM3), so both chains obey the same rules.
 @Suite struct LifecycleRuleTests {
     typealias C = TestConsortium
 
     // MARK: Propose, confirm, issue, accept, reject, withdraw
 
-    @Test func proposeThenConfirmCreatesFirstFragmentForCreditor() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func proposeThenConfirmCreatesFirstFragmentForCreditor(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, fragment) = try ledger.activeReceivable(face: 500_00)
         let record = ledger.root(root)
         #expect(record.status == .active)
@@ -23,8 +23,8 @@ import Testing
         #expect(invoice.attestations.map(\.source) == [.debtorConfirmation])
     }
 
-    @Test func onlyTheDebtorCanConfirm() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func onlyTheDebtorCanConfirm(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100_00, invoiceNumber: "1")
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(terms))
         try ledger.commit([proposal])
@@ -34,8 +34,8 @@ import Testing
         #expect(ledger.root(root).status == .proposed)
     }
 
-    @Test func onlyTheCreditorCanProposeAndMustBeASupplier() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func onlyTheCreditorCanProposeAndMustBeASupplier(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100_00, invoiceNumber: "1")
         #expect(try ledger.submit(C.tier2, .proposeReceivable(terms)).code == .notCreditor)
         let bankTerms = ledger.consortium.terms(creditor: C.bankA, face: 100_00, invoiceNumber: "2")
@@ -43,8 +43,8 @@ import Testing
         #expect(ledger.state.roots.isEmpty)
     }
 
-    @Test func issueByDebtorThenAcceptByCreditor() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func issueByDebtorThenAcceptByCreditor(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 250_00, invoiceNumber: "7")
         let issue = ledger.tx.make(C.core, .issueReceivable(terms))
         try ledger.commit([issue])
@@ -57,14 +57,14 @@ import Testing
         #expect(try ledger.submit(C.tier1, .acceptReceivable(root)).code == .invalidState)
     }
 
-    @Test func issueMustBeSignedByTheDebtor() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func issueMustBeSignedByTheDebtor(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 250_00, invoiceNumber: "7")
         #expect(try ledger.submit(C.tier1, .issueReceivable(terms)).code == .notDebtor)
     }
 
-    @Test func counterpartyRejectsAndInvoiceIsReleased() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func counterpartyRejectsAndInvoiceIsReleased(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100_00, invoiceNumber: "9")
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(terms))
         try ledger.commit([proposal])
@@ -78,8 +78,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .proposeReceivable(terms)) == nil)
     }
 
-    @Test func initiatorWithdrawsBeforeCounterpartyActs() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func initiatorWithdrawsBeforeCounterpartyActs(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100_00, invoiceNumber: "10")
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(terms))
         try ledger.commit([proposal])
@@ -90,8 +90,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .withdrawReceivable(root)).code == .invalidState)
     }
 
-    @Test func termsAreValidated() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func termsAreValidated(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let c = ledger.consortium
         var zero = c.terms(face: 100_00, invoiceNumber: "20"); zero.face = Money(minor: 0, .cny)
         #expect(try ledger.submit(C.tier1, .proposeReceivable(zero)).code == .invalidAmount)
@@ -114,15 +114,15 @@ import Testing
         #expect(ledger.state.invoices.isEmpty)
     }
 
-    @Test func anInvoiceBacksOnlyOneReceivable() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func anInvoiceBacksOnlyOneReceivable(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         _ = try ledger.activeReceivable(face: 100_00, invoice: "42")
         let again = ledger.consortium.terms(face: 100_00, invoiceNumber: "42")
         #expect(try ledger.submit(C.tier1, .proposeReceivable(again)).code == .invoiceAlreadyBound)
     }
 
-    @Test func unknownReceivableAndUnknownMember() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func unknownReceivableAndUnknownMember(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let missing = ReceivableID(ledger.consortium.suite.hash([1, 2, 3]))
         #expect(try ledger.submit(C.core, .confirmReceivable(missing)).code == .unknownReceivable)
         let terms = ledger.consortium.terms(debtor: "nobody", face: 100_00, invoiceNumber: "1")
@@ -131,8 +131,8 @@ import Testing
 
     // MARK: Transfers and splits
 
-    @Test func wholeTransferClosesParentAndCreatesOneChild() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func wholeTransferClosesParentAndCreatesOneChild(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 300_00)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 300_00)) == nil)
         #expect(ledger.fragment(first).state == .transferred)
@@ -141,8 +141,8 @@ import Testing
         #expect(ledger.root(root).liveFragments == [child.id])
     }
 
-    @Test func splitCreatesTransferredPartAndRemainder() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func splitCreatesTransferredPartAndRemainder(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 300_00)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 120_00)) == nil)
         #expect(ledger.fragment(first).state == .split)
@@ -152,45 +152,45 @@ import Testing
         #expect(ledger.root(root).liveFragments == [part.id, rest.id].sorted())
     }
 
-    @Test func splitThatExceedsOutstandingIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func splitThatExceedsOutstandingIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable(face: 300_00)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 300_01)).code == .amountExceedsOutstanding)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 0)).code == .invalidAmount)
         #expect(ledger.fragment(first).state == .active)
     }
 
-    @Test func onlyTheHolderCanTransfer() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func onlyTheHolderCanTransfer(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable()
         #expect(try ledger.submit(C.tier2, .transfer(fragment: first, to: C.tier3, amount: 1)).code == .notHolder)
         #expect(try ledger.submit(C.core, .transfer(fragment: first, to: C.tier3, amount: 1)).code == .notHolder)
     }
 
-    @Test func transferToTheDebtorOrSelfIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func transferToTheDebtorOrSelfIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable()
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.core, amount: 1)).code == .transferToDebtor)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier1, amount: 1)).code == .transferToSelf)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: "stranger", amount: 1)).code == .unknownMember)
     }
 
-    @Test func transferOfAClosedParentIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func transferOfAClosedParentIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable(face: 300_00)
         try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 100_00))
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier3, amount: 1)).code == .fragmentClosed)
     }
 
-    @Test func transferAfterMaturityIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func transferAfterMaturityIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable(maturity: "2026-03-01")
         ledger.date = "2026-03-01"
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 1)).code == .matured)
     }
 
-    @Test func transferToABlacklistedPartyIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func transferToABlacklistedPartyIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, first) = try ledger.activeReceivable()
         #expect(try ledger.submit(C.operatorID, .setMemberStatus(member: C.tier2, status: .blacklisted, reason: "fraud")) == nil)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 1)).code == .counterpartyNotActive)
@@ -205,8 +205,8 @@ import Testing
         return (root, first, request.id)
     }
 
-    @Test func requestLocksAndApprovalMakesBankTheHolder() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func requestLocksAndApprovalMakesBankTheHolder(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         var copy = self
         let (_, fragment, request) = try copy.financed(&ledger)
         #expect(ledger.fragment(fragment).state == .locked)
@@ -217,8 +217,8 @@ import Testing
         #expect(ledger.state.financingRequests[request]!.advance == 88_000_00)
     }
 
-    @Test func doubleFinancingIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func doubleFinancingIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         var copy = self
         let (_, fragment, request) = try copy.financed(&ledger)
         // While pending, the fragment is locked.
@@ -229,8 +229,8 @@ import Testing
         #expect(try ledger.submit(C.bankA, .approveFinancing(request: request, advance: 1)).code == .invalidState)
     }
 
-    @Test func transferOfAFinancedFragmentIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func transferOfAFinancedFragmentIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         var copy = self
         let (_, fragment, request) = try copy.financed(&ledger)
         #expect(try ledger.submit(C.tier1, .transfer(fragment: fragment, to: C.tier2, amount: 1)).code == .fragmentLocked)
@@ -239,8 +239,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .transfer(fragment: fragment, to: C.tier2, amount: 1)).code == .alreadyFinanced)
     }
 
-    @Test func onlyTheAskedBankDecides() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func onlyTheAskedBankDecides(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         var copy = self
         let (_, _, request) = try copy.financed(&ledger)
         #expect(try ledger.submit(C.bankB, .approveFinancing(request: request, advance: 1)).code == .notBank)
@@ -248,8 +248,8 @@ import Testing
         #expect(try ledger.submit(C.bankA, .approveFinancing(request: request, advance: 90_000_01)).code == .amountExceedsOutstanding)
     }
 
-    @Test func bankRejectionUnlocksTheFragment() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func bankRejectionUnlocksTheFragment(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         var copy = self
         let (_, fragment, request) = try copy.financed(&ledger)
         #expect(try ledger.submit(C.bankA, .rejectFinancing(request: request, reason: "debtor over limit")) == nil)
@@ -258,8 +258,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .transfer(fragment: fragment, to: C.tier2, amount: 1)) == nil)
     }
 
-    @Test func financingRequestChecks() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func financingRequestChecks(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (_, fragment) = try ledger.activeReceivable(face: 100_00)
         #expect(try ledger.submit(C.tier1, .requestFinancing(fragment: fragment, bank: C.tier2, amount: Money(minor: 1, .cny))).code == .notBank)
         #expect(try ledger.submit(C.tier1, .requestFinancing(fragment: fragment, bank: C.bankA, amount: Money(minor: 1, .usd))).code == .currencyMismatch)
@@ -270,8 +270,8 @@ import Testing
 
     // MARK: Settlement and write-off
 
-    @Test func settlementBeforeMaturityIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func settlementBeforeMaturityIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, _) = try ledger.activeReceivable(face: 100_00, maturity: "2026-03-01")
         ledger.date = "2026-02-28"
         #expect(try ledger.submit(C.core, .settle(root: root, amount: 100_00, paymentReference: "W1")).code == .notMatured)
@@ -283,8 +283,8 @@ import Testing
         #expect(try ledger.submit(C.core, .settle(root: root, amount: 1, paymentReference: "W2")).code == .invalidState)
     }
 
-    @Test func partialSettlementPaysEachHolderProRata() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func partialSettlementPaysEachHolderProRata(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 1_000, maturity: "2026-03-01")
         try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 333))
         let toTier2 = ledger.child(first, 0), kept = ledger.child(first, 1)
@@ -302,8 +302,8 @@ import Testing
         for id in [kept, kept2, toTier3] { #expect(ledger.fragment(id).state == .settled) }
     }
 
-    @Test func settlementPaysTheFinancingBankAndLapsesPendingRequests() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func settlementPaysTheFinancingBankAndLapsesPendingRequests(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 1_000, maturity: "2026-03-01")
         try ledger.submit(C.tier1, .transfer(fragment: first, to: C.tier2, amount: 400))
         let toTier2 = ledger.child(first, 0), kept = ledger.child(first, 1)
@@ -318,8 +318,8 @@ import Testing
         #expect(ledger.state.financingRequests[pending.id]!.status == .lapsed)
     }
 
-    @Test func writeOffAfterMaturityByHolder() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func writeOffAfterMaturityByHolder(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 1_000, maturity: "2026-03-01")
         #expect(try ledger.submit(C.tier1, .writeOff(fragment: first, reason: "debtor insolvent")).code == .notMatured)
         ledger.date = "2026-04-01"
@@ -330,8 +330,8 @@ import Testing
 
     // MARK: Freeze
 
-    @Test func frozenFragmentCannotMoveBeFinancedOrSettled() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func frozenFragmentCannotMoveBeFinancedOrSettled(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 1_000, maturity: "2026-03-01")
         #expect(try ledger.submit(C.tier1, .freeze(fragment: first, reason: "x")).code == .notAuthorized)
         #expect(try ledger.submit(C.operatorID, .freeze(fragment: first, reason: "court order 2026-17")) == nil)
@@ -347,8 +347,8 @@ import Testing
 
     // MARK: Members
 
-    @Test func operatorRegistersSuspendsAndBlacklists() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func operatorRegistersSuspendsAndBlacklists(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let key = TestConsortium.key(for: "new-member", suite: ledger.consortium.suite)
         let newcomer = Member(id: "tier4-supplier", legalName: "Tier-4 Springs", creditCode: TestConsortium.creditCode(for: "t4"),
                               roles: [.supplier], publicKey: key.publicKey)
@@ -364,8 +364,8 @@ import Testing
         #expect(try ledger.submit(C.tier3, .proposeReceivable(terms)).code != .signerNotActive)
     }
 
-    @Test func blacklistedDebtorCannotConfirmOrIssue() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func blacklistedDebtorCannotConfirmOrIssue(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100, invoiceNumber: "1")
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(terms))
         try ledger.commit([proposal])
@@ -374,8 +374,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .proposeReceivable(ledger.consortium.terms(face: 100, invoiceNumber: "2"))).code == .counterpartyNotActive)
     }
 
-    @Test func registeringAKeyOfTheWrongSuiteIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func registeringAKeyOfTheWrongSuiteIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let bad = Member(id: "bad-key", legalName: "Bad Key Ltd", creditCode: TestConsortium.creditCode(for: "bk"),
                          roles: [.supplier], publicKey: PublicKey(suite: .ed25519SHA256, rawRepresentation: [1, 2, 3]))
         #expect(try ledger.submit(C.operatorID, .registerMember(bad)).code == .invalidMember)
@@ -383,8 +383,8 @@ import Testing
 
     // MARK: Invoices
 
-    @Test func verifierVoidsInvoiceAndHolderReplacesIt() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func verifierVoidsInvoiceAndHolderReplacesIt(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, first) = try ledger.activeReceivable(face: 1_000_00, invoice: "500")
         let key = ledger.root(root).invoiceKeys[0]
         #expect(try ledger.submit(C.tier1, .attestInvoice(key, status: .voided, evidenceHash: nil)).code == .notAuthorized)
@@ -401,8 +401,8 @@ import Testing
         #expect(try ledger.submit(C.tier1, .requestFinancing(fragment: first, bank: C.bankA, amount: Money(minor: 1, .cny))) == nil)
     }
 
-    @Test func aValidInvoiceCannotBeReplaced() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func aValidInvoiceCannotBeReplaced(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let (root, _) = try ledger.activeReceivable(face: 1_000_00, invoice: "600")
         let key = ledger.root(root).invoiceKeys[0]
         let replacement = ledger.consortium.invoice("601", seller: C.tier1, buyer: C.core, includingTax: Money(minor: 1_000_00, .cny))
@@ -411,8 +411,8 @@ import Testing
 
     // MARK: Envelope: replay, chain id, nonce, signatures
 
-    @Test func replayedTransactionIsRefusedWithAClearReason() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func replayedTransactionIsRefusedWithAClearReason(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let terms = ledger.consortium.terms(face: 100, invoiceNumber: "1")
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(terms))
         #expect(try ledger.commit([proposal])[0] == nil)
@@ -422,8 +422,8 @@ import Testing
         #expect(ledger.state.roots.count == 1)
     }
 
-    @Test func duplicateTransactionInOneBlockInvalidatesTheBlock() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func duplicateTransactionInOneBlockInvalidatesTheBlock(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let proposal = ledger.tx.make(C.tier1, .proposeReceivable(ledger.consortium.terms(face: 100, invoiceNumber: "1")))
         let context = BlockContext(chainID: "scf-test", height: 1, previousHash: ledger.chain.tip.hash,
                                    previousStateDigest: ledger.chain.tip.stateDigest, timestamp: ChainBuilder.time("2026-01-10"),
@@ -433,34 +433,34 @@ import Testing
         }
     }
 
-    @Test func wrongChainIDIsRefusedWithoutConsumingTheNonce() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func wrongChainIDIsRefusedWithoutConsumingTheNonce(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let foreign = ledger.tx.make(C.tier1, .withdrawReceivable(ReceivableID(.zero)), nonce: 1, chainID: "other-chain")
         #expect(try ledger.commit([foreign])[0].code == .wrongChain)
         #expect(ledger.state.nonce(of: C.tier1) == 0)
     }
 
-    @Test func nonceGapIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func nonceGapIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         #expect(try ledger.submit(C.tier1, .withdrawReceivable(ReceivableID(.zero)), nonce: 5).code == .nonceGap)
         #expect(ledger.state.nonce(of: C.tier1) == 0)
     }
 
-    @Test func ruleRejectionConsumesTheNonce() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func ruleRejectionConsumesTheNonce(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         #expect(try ledger.submit(C.tier1, .withdrawReceivable(ReceivableID(.zero))).code == .unknownReceivable)
         #expect(ledger.state.nonce(of: C.tier1) == 1)
     }
 
-    @Test func unknownSignerIsRefused() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func unknownSignerIsRefused(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let stranger = TestConsortium.key(for: "stranger", suite: ledger.consortium.suite)
         let forged = ledger.tx.forge("stranger", .withdrawReceivable(ReceivableID(.zero)), nonce: 1, key: stranger)
         #expect(try ledger.commit([forged])[0].code == .unknownMember)
     }
 
-    @Test func forgedSignatureInvalidatesTheBlockButIsDroppedByTheProposer() throws {
-        var ledger = Ledger()
+    @Test(arguments: allSuites) func forgedSignatureInvalidatesTheBlockButIsDroppedByTheProposer(suite: CryptoSuiteID) throws {
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let stranger = TestConsortium.key(for: "stranger", suite: ledger.consortium.suite)
         let forged = ledger.tx.forge(C.core, .withdrawReceivable(ReceivableID(.zero)), nonce: 1, key: stranger)
         #expect(throws: BlockValidationError.self) { try ledger.commit([forged]) }
@@ -472,13 +472,13 @@ import Testing
 
     // MARK: Money
 
-    @Test func overflowIsAnErrorNeverAWrap() throws {
+    @Test(arguments: allSuites) func overflowIsAnErrorNeverAWrap(suite: CryptoSuiteID) throws {
         let max = Money(minor: Int64.max, .cny)
         #expect(throws: Money.ArithmeticError.overflow) { try max.adding(Money(minor: 1, .cny)) }
         #expect(throws: Money.ArithmeticError.currencyMismatch(.cny, .usd)) { try max.adding(Money(minor: 1, .usd)) }
         #expect(MinorUnits(Int64.min).subtracting(1) == nil)
         // Invoice totals that would overflow are refused as a transaction, not a crash.
-        var ledger = Ledger()
+        var ledger = Ledger(suite: try CryptoSuites.make(suite))
         let c = ledger.consortium
         var terms = c.terms(face: Int64.max, invoiceNumber: "1")
         terms.invoices.append(c.invoice("2", seller: C.tier1, buyer: C.core, includingTax: Money(minor: Int64.max, .cny)))

@@ -54,8 +54,8 @@ struct RandomStory {
     let suppliers: [MemberID] = [TestConsortium.tier1, TestConsortium.tier2, TestConsortium.tier3, "supplier-0", "supplier-1", "supplier-2"]
     let banks: [MemberID] = [TestConsortium.bankA, TestConsortium.bankB]
 
-    init(seed: UInt64) {
-        ledger = Ledger(extraSuppliers: 3)
+    init(seed: UInt64, suite: any CryptoSuite = Ed25519SHA256Suite()) {
+        ledger = Ledger(suite: suite, extraSuppliers: 3)
         rng = SeededGenerator(seed: seed)
     }
 
@@ -150,9 +150,9 @@ struct RandomStory {
 }
 
 @Suite struct PropertyTests {
-    @Test(arguments: 0..<12)
-    func randomValidSequencesKeepEveryInvariant(seed: UInt64) throws {
-        var story = RandomStory(seed: seed)
+    @Test(arguments: allSuites, 0..<8)
+    func randomValidSequencesKeepEveryInvariant(suite: CryptoSuiteID, seed: UInt64) throws {
+        var story = RandomStory(seed: seed, suite: try CryptoSuites.make(suite))
         for _ in 0..<150 {
             try story.step()
             checkGlobalInvariants(story.ledger.state)
@@ -169,8 +169,9 @@ struct RandomStory {
         }
     }
 
-    @Test func sameBlocksGiveTheSameStateDigestOnAnotherNode() throws {
-        var story = RandomStory(seed: 99)
+    @Test(arguments: allSuites)
+    func sameBlocksGiveTheSameStateDigestOnAnotherNode(suite: CryptoSuiteID) throws {
+        var story = RandomStory(seed: 99, suite: try CryptoSuites.make(suite))
         for _ in 0..<80 { try story.step() }
         // Replay the certified chain from genesis on a fresh executor and state: same digest at every height.
         let consortium = story.ledger.consortium

@@ -2,6 +2,9 @@ import LedgerCore
 import LedgerTestKit
 import Testing
 
+/// Every crypto suite the ledger supports: rule and property tests run on each.
+let allSuites = CryptoSuiteID.allCases
+
 /// A chain with the sample consortium plus helpers that submit one transaction per block and
 /// return its receipt, so each rule test reads as the story it checks.
 struct Ledger {
