@@ -168,6 +168,16 @@ public struct Replica: Sendable {
     var sentPrepares: [UInt64: ProposalSignature] = [:]
     var lastNewView: NewView?
     var ownProposals: [UInt64: PrePrepare] = [:]
+    /// Hashes of the blocks committed above the stable checkpoint.
+    var recentlyCommitted: [UInt64: Hash] = [:]
+    /// Votes this replica sent in the current view for re-proposed blocks it had already
+    /// committed, so that replicas still missing them can commit them in this view.
+    var votesForCommitted: [UInt64: [ConsensusMessage]] = [:]
+    /// Normal-case messages for views this replica has not installed yet, per sender (bounded),
+    /// replayed when it installs that view: a new primary's first pre-prepares often overtake its
+    /// NEW-VIEW.
+    var futureMessages: [ValidatorIndex: [ConsensusMessage]] = [:]
+    var replayFuture = false
     var checkpointVotes: [UInt64: [ValidatorIndex: Checkpoint]] = [:]
     var ownCheckpoints: [UInt64: Checkpoint] = [:]
     var latestViewChange: [ValidatorIndex: ViewChange] = [:]
@@ -287,6 +297,7 @@ public struct Replica: Sendable {
         case .viewChange(let message): out.outcome = handleViewChange(message, from: from, now: now, application: &application, into: &out)
         case .newView(let message): out.outcome = handleNewView(message, from: from, application: &application, into: &out)
         }
+        if out.outcome == .ignored(.futureView) { buffer(message, from: from) }
         finish(now: now, application: &application, into: &out)
         return out
     }
@@ -547,6 +558,8 @@ public struct Replica: Sendable {
         for key in prepared.keys where key <= height { prepared[key] = nil }
         for key in sentPrepares.keys where key <= height { sentPrepares[key] = nil }
         for key in ownProposals.keys where key <= height { ownProposals[key] = nil }
+        for key in recentlyCommitted.keys where key <= height { recentlyCommitted[key] = nil }
+        for key in votesForCommitted.keys where key <= height { votesForCommitted[key] = nil }
         for key in checkpointVotes.keys where key <= height { checkpointVotes[key] = nil }
         for key in ownCheckpoints.keys where key <= height { ownCheckpoints[key] = nil }
         for (replica, reported) in aheadReports where reported <= highWatermark { aheadReports[replica] = nil }
@@ -686,6 +699,22 @@ public struct Replica: Sendable {
         proposed = []
         ownProposals = [:]
         application.discardSpeculative()
+        votesForCommitted = [:]
+        replayFuture = true
+        for (certificate, proposal) in zip(decision.chain, message.proposals) where certificate.height <= head.height {
+            // Already committed here: vote for it again in this view, for those still missing it.
+            guard recentlyCommitted[certificate.height.value] == certificate.blockHash else { continue }
+            var votes: [ConsensusMessage] = []
+            if validators.primary(of: view) != me {
+                let prepare = try! Prepare.sign(proposal: proposal, chainID: chainID, replica: me, key: configuration.key, suite: suite)
+                sentPrepares[certificate.height.value] = proposal
+                votes.append(.prepare(prepare))
+            }
+            votes.append(.commit(try! Commit.sign(chainID: chainID, view: view, height: certificate.height, blockHash: certificate.blockHash,
+                                                  replica: me, key: configuration.key, suite: suite)))
+            votesForCommitted[certificate.height.value] = votes
+            for vote in votes { out.directives.append(.broadcast(vote)) }
+        }
         for (certificate, proposal) in zip(decision.chain, message.proposals) where certificate.height > head.height {
             var slot = Slot(prePrepare: PrePrepare(block: certificate.prePrepare.block, proposal: proposal))
             slot.carriedOver = true
@@ -697,9 +726,54 @@ public struct Replica: Sendable {
 
     // MARK: - Progress
 
+    mutating func buffer(_ message: ConsensusMessage, from: ValidatorIndex) {
+        let messageView: View
+        switch message {
+        case .prePrepare(let m): messageView = m.view
+        case .prepare(let m): messageView = m.view
+        case .commit(let m): messageView = m.view
+        default: return
+        }
+        guard messageView.value <= (viewChangeTarget ?? view).value + UInt64(validators.count) else { return }
+        var list = futureMessages[from] ?? []
+        guard list.count < Int(params.watermarkWindow) * 3 + 8 else { return }
+        list.append(message)
+        futureMessages[from] = list
+    }
+
+    /// Feeds buffered messages for the view just installed through the normal handlers.
+    mutating func replayFutureMessages(now: ConsensusTime, application: inout some ReplicaApplication, into out: inout ReplicaOutput) {
+        guard replayFuture else { return }
+        replayFuture = false
+        let buffered = futureMessages
+        futureMessages = [:]
+        for sender in buffered.keys.sorted() {
+            for message in buffered[sender]! {
+                let messageView: View
+                switch message {
+                case .prePrepare(let m): messageView = m.view
+                case .prepare(let m): messageView = m.view
+                case .commit(let m): messageView = m.view
+                default: continue
+                }
+                if messageView > view {
+                    buffer(message, from: sender)
+                } else if messageView == view {
+                    switch message {
+                    case .prePrepare(let m): _ = handlePrePrepare(m, from: sender, now: now, application: &application, into: &out)
+                    case .prepare(let m): _ = handlePrepare(m, from: sender, into: &out)
+                    case .commit(let m): _ = handleCommit(m, from: sender, into: &out)
+                    default: break
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs after every input: validate, prepare, commit, execute, propose, persist, timers.
     mutating func finish<A: ReplicaApplication>(now: ConsensusTime, application: inout A, into out: inout ReplicaOutput) {
         tryNewView(application: &application, into: &out)
+        if viewChangeTarget == nil { replayFutureMessages(now: now, application: &application, into: &out) }
         if viewChangeTarget == nil {
             var changed = true
             while changed {
@@ -837,6 +911,7 @@ public struct Replica: Sendable {
         application.commit(committed)
         out.directives.append(.commit(committed))
         head = tip
+        recentlyCommitted[tip.height.value] = tip.hash
         slots[tip.height.value] = nil
         if ownProposals.removeValue(forKey: tip.height.value) != nil { dirty = true }
         for transaction in committed.block.transactions {
@@ -954,6 +1029,9 @@ public struct Replica: Sendable {
 
     /// Sends again what this replica said about the heights still open, in case it was lost.
     func retransmit(into out: inout ReplicaOutput) {
+        for height in votesForCommitted.keys.sorted() {
+            for vote in votesForCommitted[height]! { out.directives.append(.broadcast(vote)) }
+        }
         for height in slots.keys.sorted() where height > head.height.value {
             guard let slot = slots[height] else { continue }
             if isPrimary, let prePrepare = ownProposals[height], slot.validation == .valid {

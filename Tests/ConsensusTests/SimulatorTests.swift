@@ -21,9 +21,99 @@ func runSeed(_ configuration: SimulationConfiguration) -> SimulationReport {
     return report
 }
 
-@Test func simulatorSmoke() {
-    let report = runSeed(SimulationConfiguration(seed: 1, nodes: 4, transactions: 6))
-    print(report)
+/// The seed mix CI runs: two of three seeds with n = 4, one with n = 7, every one with a random
+/// fault plan (`FaultPlan.mixed`). `SCF_SIM_SEEDS` sets how many seeds in all (default 520).
+enum SeedMix {
+    static let chunks = 8
+    static var total: UInt64 { UInt64(Environment.value("SCF_SIM_SEEDS") ?? "") ?? 520 }
+    static func nodes(for seed: UInt64) -> Int { seed % 3 == 2 ? 7 : 4 }
+}
+
+@Test(arguments: 0..<SeedMix.chunks)
+func simulatorMixedFaults(chunk: Int) {
+    let total = SeedMix.total
+    let clock = ContinuousClock()
+    let start = clock.now
+    var steps = 0, virtual: UInt64 = 0, failures: [UInt64] = [], seeds = 0
+    var seed = UInt64(chunk)
+    while seed < total {
+        let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
+        steps += report.steps
+        virtual += report.virtualTime
+        seeds += 1
+        if !report.passed { failures.append(seed) }
+        seed += UInt64(SeedMix.chunks)
+    }
+    let seconds = Double((clock.now - start) / .milliseconds(1)) / 1000
+    print("simulator chunk \(chunk): \(seeds) seeds, \(steps) steps, \(virtual / 1000)s virtual, \(String(format: "%.1f", seconds))s wall, \(Int(Double(steps) / max(seconds, 0.001))) steps/s")
+    #expect(failures.isEmpty, "failing seeds: \(failures)")
+}
+
+@Test func faultFreeRunCommitsQuicklyWithFourNodes() {
+    let report = runSeed(SimulationConfiguration(seed: 7, nodes: 4, transactions: 20))
+    #expect(report.passed, "\(report)")
+    let latencies = report.commitLatencies.sorted()
+    #expect(latencies.count == 20)
+    let median = latencies[latencies.count / 2]
+    print("n=4 without faults: commit latency median \(median)ms, max \(latencies.last!)ms (one-way latency 2-20ms), \(report.steps) steps")
+    // Pre-prepare, prepare, commit: three one-way hops of at most 20 ms, plus waiting for a
+    // free pipeline slot.
+    #expect(median <= 120)
+    #expect(report.viewChanges == 0 && report.misbehaviourReports == 0)
+}
+
+@Test func sevenNodesWithTwoByzantineReplicasStaySafeAndLive() {
+    var plan = FaultPlan(nodes: 7, end: 3_000)
+    plan.byzantine = [0: .equivocatingPrimary, 4: .doubleVoter]
+    plan.dropPermille = 30
+    let report = runSeed(SimulationConfiguration(seed: 99, nodes: 7, transactions: 10, faults: plan))
+    #expect(report.passed, "\(report)")
+    #expect(report.misbehaviourReports > 0)
+    #expect(report.viewChanges >= 1)
+}
+
+@Test func everyByzantineBehaviourAloneWithFourNodes() {
+    for behavior in ByzantineBehavior.allCases {
+        for primary in [0, 1] {
+            var plan = FaultPlan(nodes: 4, end: 2_000)
+            plan.byzantine = [primary: behavior]
+            let report = runSeed(SimulationConfiguration(seed: 1_000 + UInt64(primary), nodes: 4, transactions: 8, faults: plan))
+            #expect(report.passed, "\(behavior) at v\(primary): \(report)")
+        }
+    }
+}
+
+@Test func partitionedMinorityCatchesUpAfterHealing() {
+    var plan = FaultPlan(nodes: 4, end: 3_000)
+    plan.partitions = [Partition(start: 0, end: 2_500, groups: [[3], [0, 1, 2]])]
+    let report = runSeed(SimulationConfiguration(seed: 5, nodes: 4, transactions: 12, faults: plan))
+    #expect(report.passed, "\(report)")
+    #expect(report.stateTransfers > 0)
+}
+
+// MARK: - Regressions: each seed the simulator once failed, by what it found.
+
+/// A forger served corrupted certificates for catch-up and the two replicas missing block 3 could
+/// neither fetch it nor get it prepared again: replicas that had committed a re-proposed block
+/// skipped it in the new view. Now they vote for it again, and catch-up asks every peer.
+@Test func regressionSeed504ReproposedBlockNeedsVotesFromReplicasThatCommittedIt() {
+    let report = runSeed(.mixed(seed: 504, nodes: 4))
+    #expect(report.passed, "\(report)")
+}
+
+/// NEW-VIEW answers to a lagging replica are relayed by a replica that is not the new view's
+/// primary; they were refused as "claims another sender" and honest relays were accused.
+@Test(arguments: [3, 5, 10] as [UInt64])
+func regressionRelayedNewViewIsAccepted(seed: UInt64) {
+    let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
+    #expect(report.passed, "\(report)")
+}
+
+/// A new primary behind the checkpoint proposed on its own stale head, then again after catching
+/// up: two signed blocks for one (view, height) from an honest primary.
+@Test(arguments: [140, 146, 148, 164, 219] as [UInt64])
+func regressionPrimaryProposesOnlyOnAValidatedChain(seed: UInt64) {
+    let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
     #expect(report.passed, "\(report)")
 }
 
@@ -49,4 +139,14 @@ enum Environment {
         guard let pointer = getenv(name) else { return nil }
         return String(cString: pointer)
     }
+}
+
+@Test func simulatorReplay() {
+    guard let text = Environment.value("SCF_SIM_REPLAY"), let seed = UInt64(text) else { return }
+    let nodes = Int(Environment.value("SCF_SIM_NODES") ?? "") ?? (seed % 3 == 2 ? 7 : 4)
+    var configuration = SimulationConfiguration.mixed(seed: seed, nodes: nodes)
+    configuration.trace = true
+    let report = Simulation(configuration).run()
+    print(report)
+    for line in report.trace { print(line) }
 }

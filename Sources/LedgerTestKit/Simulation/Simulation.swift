@@ -332,9 +332,10 @@ public final class Simulation {
             case .commit(let committed):
                 record(committed, at: index)
             case .requestStateTransfer(let request):
-                guard !request.peers.isEmpty else { break }
-                let peer = Int(request.peers[Int(random.below(UInt64(request.peers.count)))].value)
-                transmit(.syncRequest(requester: index, peer: peer, from: request.from), from: index, to: peer)
+                // Ask every peer: any one honest answer with valid certificates is enough.
+                for peer in request.peers.map({ Int($0.value) }) {
+                    transmit(.syncRequest(requester: index, peer: peer, from: request.from), from: index, to: peer)
+                }
             case .reportMisbehaviour(let culprit, let evidence):
                 report.misbehaviourReports += 1
                 trace("v\(index) reports \(culprit): \(evidence)")
