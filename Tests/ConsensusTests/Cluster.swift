@@ -18,6 +18,8 @@ struct Cluster {
     var outcomes: [(node: Int, outcome: Outcome)] = []
     var stateTransfers: [(node: Int, request: StateTransferRequest)] = []
     var nowMilliseconds: Int64 = 0
+    /// Whether catch-up requests are answered (from the first live peer with the blocks).
+    var servesCatchUp = true
     var factory: TransactionFactory
     var memberCount = 0
 
@@ -92,12 +94,26 @@ struct Cluster {
 
     /// Delivers everything in flight (and whatever that sends) in FIFO order, dropping what
     /// `drop` says and anything to or from a down replica.
-    mutating func run(maxSteps: Int = 100_000, drop: (Int, Int, ConsensusMessage) -> Bool = { _, _, _ in false }) {
+    /// Messages matching `hold` are delivered only once nothing else is left (reordering).
+    mutating func run(maxSteps: Int = 100_000, drop: (Int, Int, ConsensusMessage) -> Bool = { _, _, _ in false },
+                      hold: (Int, Int, ConsensusMessage) -> Bool = { _, _, _ in false }) {
         var steps = 0
-        while !network.isEmpty, steps < maxSteps {
+        var held: [(from: Int, to: Int, message: ConsensusMessage)] = []
+        var holding = true
+        while steps < maxSteps {
+            if network.isEmpty {
+                guard !held.isEmpty else { break }
+                network = held
+                held = []
+                holding = false
+            }
             let (from, to, message) = network.removeFirst()
             steps += 1
             if down.contains(from) || down.contains(to) || drop(from, to, message) { continue }
+            if holding, hold(from, to, message) {
+                held.append((from, to, message))
+                continue
+            }
             deliver(message, from: from, to: to)
             serveStateTransfers()
         }
@@ -105,7 +121,7 @@ struct Cluster {
 
     /// Answers catch-up requests from the first live peer with a longer chain.
     mutating func serveStateTransfers() {
-        while !stateTransfers.isEmpty {
+        while servesCatchUp, !stateTransfers.isEmpty {
             let (index, request) = stateTransfers.removeFirst()
             guard !down.contains(index) else { continue }
             for peer in request.peers.map({ Int($0.value) }) where !down.contains(peer) && chains[peer].count >= Int(request.from.value) {

@@ -319,3 +319,106 @@ func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = m
         #expect(cluster.reports.isEmpty)     // a clock disagreement is not proof of anything
     }
 }
+
+/// Replica-level versions of what the simulator found, so each stays fixed even if the simulator's
+/// random draws change.
+@Suite struct SimulatorFindings {
+    /// Seeds 3, 5, 10: a NEW-VIEW relayed to a lagging replica by a replica that is not the new
+    /// primary was refused, and the honest relay accused.
+    @Test func aNewViewRelayedByAnotherReplicaBringsALaggardIntoTheView() {
+        var cluster = Cluster()
+        cluster.crash(0)
+        cluster.submitNew(to: [1, 2, 3])
+        let cutOff: (Int, Int, ConsensusMessage) -> Bool = { from, to, _ in from == 3 || to == 3 }
+        for _ in 0..<2 {
+            for index in 1..<3 { cluster.fireTimer(index) }
+            cluster.run(drop: cutOff)
+        }
+        // v1 and v2 alone cannot change the view; v3 joins late and only hears from v2.
+        cluster.fireTimer(3)
+        cluster.run(drop: { from, to, _ in from == 1 && to == 3 })
+        cluster.fireTimer(3)
+        cluster.run(drop: { from, to, _ in from == 1 && to == 3 })
+        #expect(cluster.replicas[1].view == 1 && cluster.replicas[2].view == 1)
+        if cluster.replicas[3].view != 1 {
+            // v3 asked for view 1 before the others: answered by v2's relay of the NEW-VIEW.
+            cluster.fireTimer(3)
+            cluster.run(drop: { from, to, _ in from == 1 && to == 3 })
+        }
+        #expect(cluster.replicas[3].view == 1 && cluster.replicas[3].viewChangeTarget == nil)
+        #expect(!cluster.reports.contains { $0.culprit != 0 })
+        #expect(cluster.chainsAgree())
+    }
+
+    /// Seeds 140, 146, 148, 164, 219: a new primary behind the new view's checkpoint proposed on
+    /// its stale head, then again after catching up (two blocks for one height).
+    @Test func aNewPrimaryBehindTheCheckpointWaitsUntilItCaughtUp() throws {
+        var cluster = Cluster()   // K = 4
+        let isolate1: (Int, Int, ConsensusMessage) -> Bool = { from, to, _ in from == 1 || to == 1 }
+        for _ in 0..<4 {
+            cluster.submitNew(to: [0, 2, 3])
+            cluster.run(drop: isolate1)
+        }
+        #expect(cluster.replicas[2].stableCheckpoint.height == 4 && cluster.chains[1].isEmpty)
+        cluster.crash(0)
+        cluster.servesCatchUp = false
+        let transaction = cluster.submitNew(to: [1, 2, 3])
+        for _ in 0..<2 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        #expect(cluster.replicas[1].view == 1 && cluster.replicas[1].head.height == 0)
+        #expect(!cluster.network.contains { if case .prePrepare = $0.message { true } else { false } })
+        #expect(cluster.reports.isEmpty)
+        // Once it has the certified blocks, it proposes above the checkpoint.
+        cluster.servesCatchUp = true
+        cluster.serveStateTransfers()
+        if cluster.chains[1].count < 4 { cluster.fireTimer(1); cluster.serveStateTransfers() }
+        cluster.run()
+        for index in 1..<4 {
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+            #expect(cluster.chains[index].count == 5)
+        }
+        #expect(cluster.reports.isEmpty)
+        #expect(cluster.chainsAgree())
+    }
+
+    /// Seed 504: replicas that had committed a re-proposed block skipped it in the new view, so
+    /// the replicas missing it could never prepare it (and catch-up only reached a forger).
+    @Test func replicasThatCommittedAReproposedBlockVoteForItAgain() throws {
+        var cluster = Cluster()
+        let transaction = cluster.submitNew()
+        cluster.run(drop: { _, to, message in isCommit(message) && (to == 1 || to == 2) })
+        #expect(cluster.chains[0].count == 1 && cluster.chains[3].count == 1)
+        #expect(cluster.chains[1].isEmpty && cluster.chains[2].isEmpty)
+        cluster.crash(0)
+        cluster.servesCatchUp = false
+        cluster.submitNew(to: [1, 2, 3])
+        for _ in 0..<2 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        for index in 1..<3 {
+            let first = try #require(cluster.chains[index].first)
+            #expect(first.certificate.view == 1)
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(cluster.chainsAgree())
+    }
+
+    /// Seed 2060: a new primary's first pre-prepare overtook its NEW-VIEW and was dropped as
+    /// "future view"; it is now buffered and replayed once the view is installed.
+    @Test func aPrePrepareThatOvertakesItsNewViewIsKept() {
+        var cluster = Cluster()
+        cluster.crash(0)
+        let transaction = cluster.submitNew(to: [1, 2, 3])
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run()
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run(hold: { from, to, message in from == 1 && to == 3 && isNewView(message) })
+        #expect(cluster.replicas[3].view == 1)
+        for index in 1..<4 { #expect(cluster.applications[index].committedIDs.contains(transaction.id)) }
+        #expect(cluster.outcomes.contains { $0.node == 3 && $0.outcome == .ignored(.futureView) })
+        #expect(cluster.chainsAgree())
+    }
+}
