@@ -119,8 +119,13 @@ extension OpenSSLKey {
 
     /// Decodes a key from DER or PEM bytes with an OSSL_DECODER. `structure` as for `encoded`.
     static func decoded(_ bytes: [UInt8], selection: Int32, format: StaticString, structure: StaticString) throws -> OpenSSLKey {
-        var key: OpaquePointer?
-        guard let decoder = OSSL_DECODER_CTX_new_for_pkey(&key, format.cString, structure.cString, nil, selection, nil, nil) else {
+        // The decoder context keeps the EVP_PKEY ** it is given and writes through it later, in
+        // OSSL_DECODER_from_data, so the slot must have a stable address (an `&local` argument
+        // is only valid for the one call).
+        let slot = UnsafeMutablePointer<OpaquePointer?>.allocate(capacity: 1)
+        slot.initialize(to: nil)
+        defer { slot.deallocate() }
+        guard let decoder = OSSL_DECODER_CTX_new_for_pkey(slot, format.cString, structure.cString, nil, selection, nil, nil) else {
             throw OpenSSL.error(.library, "OSSL_DECODER_CTX_new_for_pkey(\(format), \(structure))")
         }
         defer { OSSL_DECODER_CTX_free(decoder) }
@@ -129,8 +134,8 @@ extension OpenSSLKey {
             var length = buffer.count
             return OSSL_DECODER_from_data(decoder, &data, &length) == 1
         }
-        guard ok, let key else {
-            if let key { EVP_PKEY_free(key) }
+        guard ok, let key = slot.pointee else {
+            if let key = slot.pointee { EVP_PKEY_free(key) }
             throw OpenSSL.error(.invalidKey, "not a \(format) \(structure) key")
         }
         return OpenSSLKey(taking: key)
