@@ -381,8 +381,13 @@ import Testing
         let custom = try #require(try CryptoSuites.make(.sm2SM3, sm2DistinguishingID: "BANK-A@SCF") as? SM2SM3Suite)
         #expect(custom.distinguishingIDString == "BANK-A@SCF")
         #expect(throws: CryptoError.self) { try CryptoSuites.make(.sm2SM3, sm2DistinguishingID: "") }
-        #expect(throws: CryptoError.self) { try CryptoSuites.make(.sm2SM3, sm2DistinguishingID: String(repeating: "x", count: 8192)) }
-        _ = try CryptoSuites.make(.sm2SM3, sm2DistinguishingID: String(repeating: "x", count: 8191))
+        #expect(throws: CryptoError.self) { try CryptoSuites.make(.sm2SM3, sm2DistinguishingID: String(repeating: "x", count: 8191)) }
+        // The longest ID OpenSSL takes still signs and verifies, and is not confused with a shorter one.
+        let longest = try SM2SM3Suite(distinguishingID: String(repeating: "x", count: 8190))
+        let longKey = try longest.signingKey(try longest.privateKey(seed: Array(repeating: 8, count: 32)))
+        let longSignature = try longKey.signature(for: [7])
+        #expect(longest.isValidSignature(longSignature, for: [7], publicKey: longKey.publicKey))
+        #expect(!(try SM2SM3Suite(distinguishingID: String(repeating: "x", count: 8189))).isValidSignature(longSignature, for: [7], publicKey: longKey.publicKey))
 
         // A signature made under one chain's ID is not valid on a chain with another.
         let key = try custom.signingKey(try custom.privateKey(seed: Array(repeating: 4, count: 32)))

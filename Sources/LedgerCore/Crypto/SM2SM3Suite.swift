@@ -35,8 +35,9 @@ public final class SM2SM3Suite: CryptoSuite {
 
     /// The default distinguishing identifier of GM/T 0009 and GB/T 35276: "1234567812345678".
     public static let defaultDistinguishingID = "1234567812345678"
-    /// ENTL_A is a 16-bit count of bits, so an ID holds at most 8191 bytes.
-    public static let maxDistinguishingIDBytes = 8191
+    /// ENTL_A is a 16-bit count of bits, so the standard allows up to 8191 bytes; OpenSSL 3.0
+    /// refuses IDs of UINT16_MAX / 8 = 8191 bytes or more (SM2_R_ID_TOO_LARGE), so 8190.
+    public static let maxDistinguishingIDBytes = 8190
     /// The longest DER ECDSA-Sig-Value for a 256-bit order: 2 + 2 × (2 + 33).
     static let maxSignatureBytes = 72
 
