@@ -1,0 +1,79 @@
+import NIOCore
+
+/// Wire framing between validators: every frame is a 4-byte big-endian length followed by that
+/// many payload bytes. Lengths above the configured cap close the connection before any of the
+/// payload is buffered, so a peer cannot make this process allocate more than the cap.
+public enum Framing {
+    /// Bytes in a frame header.
+    public static let headerLength = 4
+    /// The default largest payload accepted or sent: 8 MiB, twice the default block size limit.
+    public static let defaultMaxFrameLength = 8 << 20
+
+    /// Appends `payload` to `buffer` as one frame.
+    @inlinable
+    public static func writeFrame(_ payload: some Collection<UInt8>, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt32(truncatingIfNeeded: payload.count), endianness: .big)
+        buffer.writeBytes(payload)
+    }
+}
+
+/// Why inbound bytes were not a valid frame. The connection that sent them is closed.
+public struct FrameError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        /// The length prefix is above the cap.
+        case frameTooLarge
+    }
+    public var code: Code
+    /// The announced payload length.
+    public var length: Int
+    /// The cap in force.
+    public var limit: Int
+
+    public static func frameTooLarge(length: Int, limit: Int) -> FrameError {
+        FrameError(code: .frameTooLarge, length: length, limit: limit)
+    }
+
+    public var description: String {
+        "frameTooLarge: the peer announced a frame of \(length) bytes, the limit is \(limit); "
+            + "the connection is closed (raise maxFrameLength on every node if frames this large are legitimate)"
+    }
+}
+
+/// Splits the inbound byte stream into frame payloads (zero-copy slices of the read buffer).
+///
+/// A length prefix above `maxFrameLength` throws ``FrameError`` as soon as the four header bytes
+/// have arrived; the pipeline's error handling then closes the connection. Empty frames are
+/// allowed and decode to an empty buffer.
+public struct FrameDecoder: ByteToMessageDecoder, Sendable {
+    public typealias InboundOut = ByteBuffer
+
+    public let maxFrameLength: Int
+
+    public init(maxFrameLength: Int = Framing.defaultMaxFrameLength) {
+        precondition(maxFrameLength >= 0 && maxFrameLength <= Int(UInt32.max), "maxFrameLength must fit in 32 bits")
+        self.maxFrameLength = maxFrameLength
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let frame = try nextFrame(&buffer) else { return .needMoreData }
+        context.fireChannelRead(NIOAny(frame))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // A partial frame at end of stream is discarded: the peer went away mid-frame.
+        try decode(context: context, buffer: &buffer)
+    }
+
+    /// The next complete frame in `buffer`, nil if more bytes are needed.
+    func nextFrame(_ buffer: inout ByteBuffer) throws -> ByteBuffer? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else { return nil }
+        let payloadLength = Int(length)
+        guard payloadLength <= maxFrameLength else {
+            throw FrameError.frameTooLarge(length: payloadLength, limit: maxFrameLength)
+        }
+        guard buffer.readableBytes >= Framing.headerLength + payloadLength else { return nil }
+        buffer.moveReaderIndex(forwardBy: Framing.headerLength)
+        return buffer.readSlice(length: payloadLength)
+    }
+}
