@@ -43,8 +43,11 @@ let package = Package(
         .target(name: "LedgerTestKit", dependencies: ["LedgerCore", "Consensus", "LedgerStore"]),
         .executableTarget(name: "scf", dependencies: [
             "LedgerCore", "LedgerStore", "Consensus",
+            // The hidden `scf dev` tools (chain writer, store benchmark) drive LedgerTestKit's
+            // workload generator; the crash-safety test kills `scf dev write-chain` mid-write.
+            "LedgerTestKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: [.define("SCF_DEV_TOOLS")]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "LedgerTestKit"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerTestKit"]),
