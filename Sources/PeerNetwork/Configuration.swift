@@ -58,6 +58,12 @@ public struct PeerTransportConfiguration: Sendable {
     public var handshakeTimeout: Duration = .seconds(5)
     public var connectTimeout: Duration = .seconds(3)
     public var reconnectBackoff = ReconnectBackoff()
+    /// An authenticated connection that has written nothing for this long sends a keepalive
+    /// (an empty frame).
+    public var keepaliveInterval: Duration = .seconds(2)
+    /// An authenticated connection that has read nothing (not even a keepalive) for this long is
+    /// closed; dialers then redial. Must exceed `keepaliveInterval`.
+    public var idleTimeout: Duration = .seconds(10)
     /// Inbound connections still in TLS or the handshake at once; more are closed on accept.
     public var maxPendingInboundConnections: Int = 64
     /// Bytes buffered in a connection (after TLS) above which the transport stops writing to it
@@ -87,6 +93,9 @@ public struct PeerTransportConfiguration: Sendable {
         if maxFrameLength < 1 || maxFrameLength > Int(UInt32.max) { problems.append("maxFrameLength must be 1...\(UInt32.max)") }
         if outboundQueueFrameLimit < 1 { problems.append("outboundQueueFrameLimit must be positive") }
         if outboundQueueByteLimit < maxFrameLength { problems.append("outboundQueueByteLimit must be at least maxFrameLength") }
+        if keepaliveInterval <= .zero || idleTimeout <= keepaliveInterval {
+            problems.append("idleTimeout must exceed keepaliveInterval, which must be positive")
+        }
         if maxPendingInboundConnections < 1 { problems.append("maxPendingInboundConnections must be positive") }
         if writeBufferHighWaterMark < 1024 { problems.append("writeBufferHighWaterMark must be at least 1024") }
         return problems
@@ -154,6 +163,8 @@ public enum SendResult: Sendable, Hashable {
     case unknownPeer
     /// Larger than `maxFrameLength`; the peer would close the connection, so it is not sent.
     case frameTooLarge
+    /// Empty frames are reserved for keepalives.
+    case emptyFrame
     /// The transport is not running.
     case notRunning
 }

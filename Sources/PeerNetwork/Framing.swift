@@ -41,17 +41,27 @@ public struct FrameError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Splits the inbound byte stream into frame payloads (zero-copy slices of the read buffer).
 ///
-/// A length prefix above `maxFrameLength` throws ``FrameError`` as soon as the four header bytes
-/// have arrived; the pipeline's error handling then closes the connection. Empty frames are
-/// allowed and decode to an empty buffer.
+/// A length prefix above the cap throws ``FrameError`` as soon as the four header bytes have
+/// arrived; the pipeline's error handling then closes the connection. The first
+/// `leadingFrameCount` frames of a stream can have a smaller cap: the transport uses it for the
+/// peer's three handshake messages, so a peer that has not proved its identity yet cannot make
+/// this node buffer more than a few KiB. Empty frames are allowed and decode to an empty buffer.
 public struct FrameDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = ByteBuffer
 
     public let maxFrameLength: Int
+    public let leadingFrameLimit: Int
+    private var leadingFramesLeft: Int
 
-    public init(maxFrameLength: Int = Framing.defaultMaxFrameLength) {
+    /// - Parameters:
+    ///   - maxFrameLength: the largest payload accepted.
+    ///   - leadingFrameCount: how many frames at the start of the stream get `leadingFrameLimit`.
+    ///   - leadingFrameLimit: the cap for those frames.
+    public init(maxFrameLength: Int = Framing.defaultMaxFrameLength, leadingFrameCount: Int = 0, leadingFrameLimit: Int = 0) {
         precondition(maxFrameLength >= 0 && maxFrameLength <= Int(UInt32.max), "maxFrameLength must fit in 32 bits")
         self.maxFrameLength = maxFrameLength
+        self.leadingFrameLimit = min(max(leadingFrameLimit, 0), maxFrameLength)
+        self.leadingFramesLeft = max(leadingFrameCount, 0)
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -66,14 +76,16 @@ public struct FrameDecoder: ByteToMessageDecoder, Sendable {
     }
 
     /// The next complete frame in `buffer`, nil if more bytes are needed.
-    func nextFrame(_ buffer: inout ByteBuffer) throws -> ByteBuffer? {
+    mutating func nextFrame(_ buffer: inout ByteBuffer) throws -> ByteBuffer? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else { return nil }
         let payloadLength = Int(length)
-        guard payloadLength <= maxFrameLength else {
-            throw FrameError.frameTooLarge(length: payloadLength, limit: maxFrameLength)
+        let limit = leadingFramesLeft > 0 ? leadingFrameLimit : maxFrameLength
+        guard payloadLength <= limit else {
+            throw FrameError.frameTooLarge(length: payloadLength, limit: limit)
         }
         guard buffer.readableBytes >= Framing.headerLength + payloadLength else { return nil }
         buffer.moveReaderIndex(forwardBy: Framing.headerLength)
+        if leadingFramesLeft > 0 { leadingFramesLeft -= 1 }
         return buffer.readSlice(length: payloadLength)
     }
 }

@@ -29,6 +29,9 @@ public enum HandshakeProtocol {
     public static let domainTag: [UInt8] = Array("SCF-HANDSHAKE-v1".utf8)
     /// Bytes in a handshake nonce.
     public static let nonceLength = 32
+    /// Frames a peer sends before its first consensus frame: hello, proof, accept (or a refuse
+    /// among them). The frame decoder caps them at ``maxHandshakeFrameLength``.
+    static let peerHandshakeFrameCount = 3
     /// The largest handshake frame accepted; real ones are a few hundred bytes.
     public static let maxHandshakeFrameLength = 4096
 

@@ -50,6 +50,24 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent {
+            // Before authentication the handshake timeout applies instead.
+            guard let peer else { return }
+            switch idle {
+            case .write:
+                var keepalive = context.channel.allocator.buffer(capacity: Framing.headerLength)
+                Framing.writeFrame(EmptyCollection<UInt8>(), into: &keepalive)
+                context.writeAndFlush(wrapOutboundOut(keepalive), promise: nil)
+            case .read:
+                // Paused on purpose (pauseReceiving): silence is ours, not the peer's.
+                if (try? context.channel.syncOptions?.getOption(.autoRead)) == false { return }
+                closeReason = "nothing received from \(peer) for \(core.configuration.idleTimeout); the peer is gone or stuck"
+                context.close(promise: nil)
+            case .all:
+                break
+            }
+            return
+        }
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
             var peerName: String?
             if let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self).peerCertificate,
@@ -64,7 +82,8 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if let peer {
-            core.deliver(InboundFrame(peer: peer, bytes: Array(frame.readableBytesView)))
+            // Empty frames are keepalives.
+            if frame.readableBytes > 0 { core.deliver(InboundFrame(peer: peer, bytes: Array(frame.readableBytesView))) }
             return
         }
         guard !machine.isFinished else { return }  // refused: closing, ignore the rest

@@ -23,6 +23,10 @@ import Synchronization
 ///   for back-pressure.
 /// - Events: `onEvent` reports connections, refusals, rejected frames, dial failures and queue
 ///   overflows, also on event-loop threads.
+/// - Liveness: a connection that has written nothing for `keepaliveInterval` sends an empty
+///   frame (empty frames are keepalives and never reach `onFrame`); a connection that has read
+///   nothing for `idleTimeout` is closed, so a peer that vanished without closing its socket is
+///   noticed and redialed.
 ///
 /// A transport runs once: after ``shutdown()``, make a new one (with the same listen port to be
 /// found again by the peers that dial it).
@@ -234,6 +238,7 @@ final class TransportCore: Sendable {
 
     func send(_ frame: [UInt8], to peer: ValidatorIndex) -> SendResult {
         guard let link = links[peer] else { return .unknownPeer }
+        guard !frame.isEmpty else { return .emptyFrame }
         guard frame.count <= configuration.maxFrameLength else { return .frameTooLarge }
         guard isRunning else { return .notRunning }
         let (result, overflowStarted) = link.enqueue(frame)
@@ -242,7 +247,7 @@ final class TransportCore: Sendable {
     }
 
     func broadcast(_ frame: [UInt8]) {
-        guard frame.count <= configuration.maxFrameLength, isRunning else { return }
+        guard !frame.isEmpty, frame.count <= configuration.maxFrameLength, isRunning else { return }
         for peer in peerOrder {
             let (_, overflowStarted) = links[peer]!.enqueue(frame)
             if overflowStarted { emit(.outboundQueueOverflow(peer: peer)) }
@@ -286,8 +291,12 @@ final class TransportCore: Sendable {
             case .inbound: try sync.addHandler(NIOSSLServerHandler(context: serverTLS))
             case .outbound: try sync.addHandler(NIOSSLClientHandler(context: clientTLS, serverHostname: nil))
             }
-            try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: configuration.maxFrameLength),
-                                                     maximumBufferSize: configuration.maxFrameLength + (1 << 20)))
+            let decoder = FrameDecoder(maxFrameLength: configuration.maxFrameLength,
+                                       leadingFrameCount: HandshakeProtocol.peerHandshakeFrameCount,
+                                       leadingFrameLimit: HandshakeProtocol.maxHandshakeFrameLength)
+            try sync.addHandler(ByteToMessageHandler(decoder, maximumBufferSize: configuration.maxFrameLength + (1 << 20)))
+            try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(configuration.idleTimeout),
+                                                 writeTimeout: TimeAmount(configuration.keepaliveInterval)))
             try sync.addHandler(PeerConnectionHandler(core: self, direction: direction, role: role, nonce: nonce))
         }
     }

@@ -23,6 +23,27 @@ import Testing
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameDecoder(maxFrameLength: 4096) }
     }
 
+    @Test func decoderWithAHandshakeCapPassesTheVerifier() throws {
+        // Three small leading frames, then a large one: what a peer sends after the handshake.
+        var stream = Self.frame(Array(repeating: 1, count: 100))
+        stream.writeImmutableBuffer(Self.frame([2]))
+        stream.writeImmutableBuffer(Self.frame([3]))
+        stream.writeImmutableBuffer(Self.frame(Array(repeating: 4, count: 3000)))
+        let outputs = [ByteBuffer(bytes: Array(repeating: 1, count: 100)), ByteBuffer(bytes: [2]), ByteBuffer(bytes: [3]),
+                       ByteBuffer(bytes: Array(repeating: 4, count: 3000))]
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: [(stream, outputs)]) {
+            FrameDecoder(maxFrameLength: 4096, leadingFrameCount: 3, leadingFrameLimit: 128)
+        }
+    }
+
+    @Test func leadingFramesHaveTheSmallerCap() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxFrameLength: 4096, leadingFrameCount: 3, leadingFrameLimit: 128)))
+        try channel.writeInbound(Self.frame(Array(repeating: 1, count: 128)))
+        #expect(try channel.readInbound(as: ByteBuffer.self)?.readableBytes == 128)
+        #expect(throws: FrameError.frameTooLarge(length: 129, limit: 128)) { try channel.writeInbound(Self.frame(Array(repeating: 1, count: 129))) }
+        _ = try? channel.finish()
+    }
+
     @Test func frameAtTheCapIsAcceptedAndOneByteMoreIsNot() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxFrameLength: 64)))
         try channel.writeInbound(Self.frame(Array(repeating: 1, count: 64)))

@@ -1,6 +1,7 @@
 import LedgerCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 @testable import PeerNetwork
 
@@ -142,6 +143,14 @@ import Testing
                 recorder.rejectedFrames.contains { $0.code == .frameTooLarge && $0.length == 0xFFFF_FFF0 }
             }
 
+            // Before the handshake, frames are capped at 4 KiB whatever maxFrameLength says.
+            let early = try await RogueClient.connectTLS(port: port, credentials: insider)
+            try? await RogueClient.write([0, 0, 0x13, 0x88] + Array(repeating: 1, count: 5000), to: early)
+            try await waitForClose(early)
+            try await waitUntil("a handshake-sized frame rejection") {
+                recorder.rejectedFrames.contains { $0.length == 5000 && $0.limit == HandshakeProtocol.maxHandshakeFrameLength }
+            }
+
             let garbage = try await RogueClient.connectTLS(port: port, credentials: insider)
             try? await RogueClient.write([0, 0, 0, 6, 0xDE, 0xAD, 0xBE, 0xEF, 0, 1], to: garbage)
             try await waitForClose(garbage)
@@ -203,6 +212,108 @@ import Testing
             throw error
         }
         await cluster.shutdown()
+    }
+
+    @Test func peerThatNeverReadsIsBoundedThenDroppedWhenSilent() async throws {
+        let frameLimit = 64, byteLimit = 1 << 20
+        let cluster = try await Cluster.start(count: 1) {
+            $0.maxFrameLength = 256 << 10
+            $0.outboundQueueFrameLimit = frameLimit
+            $0.outboundQueueByteLimit = byteLimit
+            $0.writeBufferHighWaterMark = 64 << 10
+            $0.keepaliveInterval = .milliseconds(100)
+            $0.idleTimeout = .milliseconds(1500)
+        }
+        do {
+            let silent = try await SilentPeer.connect(port: cluster.ports[0], as: 1, to: 0)
+            let transport = cluster.transport(0)
+            try await waitUntil("v1 to be connected") { transport.connectedPeers == [1] }
+            var sent = 0, maxFrames = 0, maxBytes = 0
+            let deadline = ContinuousClock.now + .seconds(20)
+            while (transport.queueStatus(for: 1)?.droppedFrames ?? 0) < 100, ContinuousClock.now < deadline {
+                for _ in 0..<64 {
+                    transport.send(Self.payload(from: 0, to: 1, sequence: sent, size: 16 << 10), to: 1)
+                    sent += 1
+                }
+                let status = try #require(transport.queueStatus(for: 1))
+                maxFrames = max(maxFrames, status.frames)
+                maxBytes = max(maxBytes, status.bytes)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            #expect((transport.queueStatus(for: 1)?.droppedFrames ?? 0) >= 100, "sent \(sent) frames without overflowing")
+            #expect(maxFrames <= frameLimit && maxBytes <= byteLimit)
+            #expect(cluster.recorders[0].overflows == 1)
+
+            // It sends no keepalives either: the idle timeout closes it.
+            try await waitUntil("the silent peer to be dropped", seconds: 10) { transport.connectedPeers.isEmpty }
+            let reasons = cluster.recorders[0].events.compactMap { if case .disconnected(1, let reason) = $0 { reason } else { nil } }
+            #expect(reasons.count == 1 && reasons[0].contains("nothing received"), "\(reasons)")
+            // The silent peer reads nothing, so it only notices once it reads again.
+            try await silent.setOption(.autoRead, value: true).get()
+            silent.read()
+            try await waitForClose(silent)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
+    @Test func idleConnectionsStayUpOnKeepalives() async throws {
+        let cluster = try await Cluster.start(count: 2) {
+            $0.keepaliveInterval = .milliseconds(40)
+            $0.idleTimeout = .milliseconds(200)
+        }
+        do {
+            try await cluster.waitFullyConnected()
+            try await Task.sleep(for: .milliseconds(800))
+            for recorder in cluster.recorders {
+                let connects = recorder.events.count { if case .connected = $0 { true } else { false } }
+                let disconnects = recorder.events.count { if case .disconnected = $0 { true } else { false } }
+                #expect(connects == 1 && disconnects == 0, "\(recorder.eventLog)")
+                #expect(recorder.frameCount == 0)  // keepalives are not frames
+            }
+            #expect(cluster.transport(1).send([], to: 0) == .emptyFrame)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
+    @Test func dialerRefusesAServerWithoutAConsortiumCertificate() async throws {
+        // A TLS server with a certificate for "node-0" from another CA, where v1 expects v0.
+        let impostor = try ConsortiumCA.generate(name: "Impostor CA").issueNodeCredentials(validatorName: "node-0")
+        let context = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(impostor.certificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(impostor.privateKeyPEM.utf8), format: .pem))))
+        let server = try await ServerBootstrap(group: Fixtures.group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let recorder = Recorder()
+        let transport = try PeerTransport(
+            configuration: Fixtures.configuration(1, peers: [0: PeerAddress(host: "127.0.0.1", port: server.localAddress!.port!)]),
+            consensusKey: Fixtures.consortium.validatorKeys[1], credentials: Fixtures.credentials[1],
+            onFrame: recorder.onFrame, onEvent: recorder.onEvent)
+        do {
+            try await transport.start()
+            // Refused, then redialed with backoff, and refused again.
+            try await waitUntil("two refusals of the impostor") {
+                recorder.events.count { if case .handshakeRefused(0, _, let reason) = $0 { reason.code == .tlsFailure } else { false } } >= 2
+            }
+            #expect(recorder.events.contains { if case .dialFailed(0, _, _, _) = $0 { true } else { false } })
+            #expect(transport.connectedPeers.isEmpty)
+        } catch {
+            await transport.shutdown()
+            try? await server.close()
+            throw error
+        }
+        await transport.shutdown()
+        try? await server.close()
     }
 
     @Test func misconfigurationIsReportedAtInit() throws {

@@ -5,6 +5,7 @@ import LedgerTestKit
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 import X509
 @testable import PeerNetwork
@@ -181,5 +182,94 @@ enum RogueClient {
             issuerPrivateKey: key)
         let pem = try certificate.serializeAsPEM().pemString
         return NodeCredentials(certificatePEM: pem, privateKeyPEM: try key.serializeAsPEM().pemString, caCertificatePEM: pem)
+    }
+}
+
+/// A validator run by hand: TLS with a real node certificate, then the real handshake state
+/// machine, then nothing at all: it never reads and never writes (no keepalives). Stands for a
+/// peer that is stuck or hostile after authenticating.
+enum SilentPeer {
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        var machine: HandshakeStateMachine
+        let listenerName: String
+        let established: EventLoopPromise<ValidatorIndex>
+
+        init(machine: HandshakeStateMachine, listenerName: String, established: EventLoopPromise<ValidatorIndex>) {
+            self.machine = machine
+            self.listenerName = listenerName
+            self.established = established
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+                perform(machine.tlsEstablished(peerCommonName: listenerName), context: context)
+            }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            perform(machine.receive(Array(unwrapInboundIn(data).readableBytesView)), context: context)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            established.fail(error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            established.fail(TimeoutError(what: "a handshake on a connection that closed"))
+        }
+
+        private func perform(_ action: HandshakeStateMachine.Action, context: ChannelHandlerContext) {
+            switch action {
+            case .none: break
+            case .send(let message):
+                var buffer = context.channel.allocator.buffer(capacity: message.count + 4)
+                Framing.writeFrame(message, into: &buffer)
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            case .established(let peer):
+                // From here on: silence. Stop reading, so TCP back-pressure reaches the sender.
+                context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+                established.succeed(peer)
+            case .refuse(let reason, _):
+                established.fail(reason)
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Dials `port` as validator `index` and runs the handshake; returns once authenticated.
+    static func connect(port: Int, as index: Int, to listener: Int) async throws -> any Channel {
+        let credentials = Fixtures.credentials[index]
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv13
+        tls.certificateVerification = .noHostnameVerification
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(credentials.caCertificatePEM.utf8)))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificatePEM.utf8)).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem))
+        let context = try NIOSSLContext(configuration: tls)
+        let consortium = Fixtures.consortium
+        let configuration = HandshakeStateMachine.Configuration(
+            genesis: consortium.genesis, suite: consortium.suite, localIndex: ValidatorIndex(UInt16(index)),
+            signingKey: consortium.validatorKeys[index])
+        let nonce = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let loop = Fixtures.group.next()
+        let established = loop.makePromise(of: ValidatorIndex.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let machine = HandshakeStateMachine(configuration: configuration,
+                                                        role: .dialer(expecting: ValidatorIndex(UInt16(listener))), localNonce: nonce)
+                    try channel.pipeline.syncOperations.addHandlers(
+                        NIOSSLClientHandler(context: context, serverHostname: nil),
+                        ByteToMessageHandler(FrameDecoder()),
+                        Handler(machine: machine, listenerName: "node-\(listener)", established: established))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        _ = try await established.futureResult.get()
+        return channel
     }
 }
