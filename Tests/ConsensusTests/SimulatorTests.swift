@@ -77,6 +77,7 @@ func simulatorMixedFaults(chunk: Int) {
         for primary in [0, 1] {
             var plan = FaultPlan(nodes: 4, end: 2_000)
             plan.byzantine = [primary: behavior]
+            if behavior == .skewedClock { plan.clockSkew[primary] = 20_000 }
             let report = runSeed(SimulationConfiguration(seed: 1_000 + UInt64(primary), nodes: 4, transactions: 8, faults: plan))
             #expect(report.passed, "\(behavior) at v\(primary): \(report)")
         }

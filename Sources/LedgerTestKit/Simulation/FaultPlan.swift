@@ -16,6 +16,9 @@ public enum ByzantineBehavior: String, Sendable, CaseIterable, CustomStringConve
     case staleViewSpammer
     /// Sends nothing at all while it is the primary.
     case silentPrimary
+    /// Its clock is far outside the skew bound, so its proposals carry timestamps no correct
+    /// replica accepts (not provable misbehaviour: only the timer gets it replaced).
+    case skewedClock
 
     public var description: String { rawValue }
 }
@@ -108,6 +111,9 @@ public struct FaultPlan: Sendable, CustomStringConvertible {
         }
         if random.chance(400) {
             for node in 0..<nodes { plan.clockSkew[node] = random.between(-maxSkew / 3, maxSkew / 3) }
+        }
+        for (node, behavior) in plan.byzantine where behavior == .skewedClock {
+            plan.clockSkew[node] = (random.chance(500) ? 1 : -1) * maxSkew * random.between(3, 30)
         }
         return plan
     }

@@ -63,8 +63,6 @@ public struct SimulationReport: Sendable, CustomStringConvertible {
     public var misbehaviourReports: Int = 0
     /// Virtual milliseconds from submission to the first honest commit, per transaction.
     public var commitLatencies: [UInt64] = []
-    /// Virtual milliseconds from submission until every honest replica committed it.
-    public var fullCommitLatencies: [UInt64] = []
     public var violation: String?
     public var trace: [String] = []
 
@@ -501,6 +499,8 @@ final class SimulationNode {
         switch behavior {
         case .silentPrimary:
             return validators.primary(of: replica.viewChangeTarget ?? replica.view) == me ? [] : [message]
+        case .skewedClock:
+            return [message]   // the fault is its clock reading (FaultPlan.clockSkew)
         case .equivocatingPrimary:
             guard case .prePrepare(let original) = message, to % 2 == 1 else { return [message] }
             var block = original.block
