@@ -167,7 +167,10 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// certificate is for this block and that `result` is this block's execution (same
     /// transactions, receipts and state digest). It does not re-verify the certificate's
     /// signatures or re-execute the block: callers append what they executed or validated.
-    public func append(_ committed: CommittedBlock, result: ExecutionResult) throws {
+    ///
+    /// - Parameter replicaState: the consensus replica's recovery state to store in the same
+    ///   transaction (see `saveReplicaState(_:)`), or nil to leave it as it is.
+    public func append(_ committed: CommittedBlock, result: ExecutionResult, replicaState: [UInt8]? = nil) throws {
         let block = committed.block
         let header = block.header
         let hash = block.hash(suite: suite)
@@ -199,6 +202,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
                     try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: header.height, position: position)).run()
                 }
                 try LedgerStore.write(result.changes, to: connection)
+                if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
                 try connection.statement("""
                     UPDATE meta SET tipHeight = ?, tipHash = ?, tipStateDigest = ?, tipTimestamp = ? WHERE id = 1
                     """).bind(SQLValue(newTip.height), SQLValue(newTip.hash), SQLValue(newTip.stateDigest),
@@ -206,6 +210,33 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             }
             inner.tip = newTip
         }
+    }
+
+    // MARK: Consensus replica state
+
+    /// Durably stores the consensus replica's recovery state (what it prepared, its view, …) in
+    /// its own transaction: when this returns, the state survives a crash or power loss, so the
+    /// replica may send the message that depended on it. The bytes are the Consensus module's
+    /// encoding; the store does not read them.
+    public func saveReplicaState(_ bytes: [UInt8]) throws {
+        try withConnection { connection in
+            try connection.writeTransaction { try LedgerStore.writeReplicaState(bytes, to: connection) }
+        }
+    }
+
+    /// The last replica state saved, or nil if none was.
+    public func replicaState() throws -> [UInt8]? {
+        try withConnection { connection -> [UInt8]? in
+            let statement = try connection.statement("SELECT record FROM replicaState WHERE id = 1")
+            guard let row = try statement.next() else { return nil }
+            defer { statement.reset() }
+            return row.blob(0)
+        }
+    }
+
+    static func writeReplicaState(_ bytes: [UInt8], to connection: Connection) throws {
+        try connection.statement("INSERT INTO replicaState (id, record) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record")
+            .bind(.blob(bytes)).run()
     }
 
     /// Upserts every changed record, in key order (deterministic file layout).

@@ -79,7 +79,7 @@ public struct LedgerVerifier: Sendable {
         }
         var run = Run(path: path, genesis: genesis, suite: suite, options: options, clock: clock, start: start)
         let storedHash = storedGenesis.hash(suite: suite)
-        if meta.genesisHash != run.genesisHash || storedHash != run.genesisHash {
+        if meta.genesisHash != run.genesisHash || storedHash != run.genesisHash || meta.chainID != genesis.chainID {
             return run.report(failure: VerificationFailure(height: .genesis, code: .genesisMismatch, message: """
                 the file was made from genesis \(meta.genesisHash.short) (stored genesis hashes to \(storedHash.short)), \
                 not the trusted genesis \(run.genesisHash.short); this is another chain or the file was edited

@@ -129,6 +129,14 @@ enum Schema {
             CREATE INDEX index_financingRequest_on_bank_status ON financingRequest(bank, status);
             CREATE INDEX index_financingRequest_on_fragment ON financingRequest(fragment);
             """),
+        // The consensus replica's crash-recovery state (view, prepared certificates, …) as the
+        // Consensus module encodes it; opaque to the store, written with each block or on its own.
+        Migration(id: "v2-replica-state", sql: """
+            CREATE TABLE replicaState (
+                id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                record BLOB NOT NULL
+            );
+            """),
     ]
 
     /// A state table: its name and columns, key first and `record` last.

@@ -26,9 +26,50 @@ import Testing
             #expect(try column(connection, "PRAGMA journal_mode") == [.text("wal")])
             let tables = try column(connection, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             #expect(tables == ["block", "financingRequest", "fragment", "invoice", "member", "meta", "migration", "nonce",
-                               "receivableRoot", "transaction"].map { .text($0) })
+                               "receivableRoot", "replicaState", "transaction"].map { .text($0) })
             #expect(try column(connection, "SELECT count(*) FROM meta") == [.integer(1)])
         }
+    }
+
+    @Test func anOlderFileGainsNewMigrationsWhenOpened() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("ledger.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        var writer = try ChainWriter(store: store, generator: WorkloadGenerator(consortium: consortium, seed: 8, transactionsPerBlock: 3))
+        for _ in 0..<3 { try writer.writeBlock() }
+        let tip = store.tip
+        store.close()
+        // Make it a file from before the replica-state migration shipped.
+        try tamper(path) { try $0.execute("DROP TABLE replicaState; DELETE FROM migration WHERE id = 'v2-replica-state'") }
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        #expect(reopened.tip == tip)
+        #expect(try reopened.replicaState() == nil)
+        try reopened.saveReplicaState([1, 2, 3])
+        #expect(try reopened.replicaState() == [1, 2, 3])
+        reopened.close()
+        try tamper(path) { connection in
+            let ids = try column(connection, "SELECT id FROM migration ORDER BY rowid")
+            #expect(ids.last == SQLValue.text("v2-replica-state"))
+        }
+    }
+
+    @Test func theReplicaStateIsSavedAloneOrWithABlock() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("ledger.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        #expect(try store.replicaState() == nil)
+        try store.saveReplicaState(Array("view 0".utf8))
+        #expect(try store.replicaState() == Array("view 0".utf8))
+        var chain = ChainBuilder(consortium: consortium)
+        var generator = WorkloadGenerator(consortium: consortium, seed: 12, transactionsPerBlock: 2)
+        let (block, result) = try generator.appendBlock(to: &chain)
+        try store.append(block, result: result, replicaState: Array("view 1".utf8))
+        let (next, nextResult) = try generator.appendBlock(to: &chain)
+        try store.append(next, result: nextResult)
+        store.close()
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        #expect(try reopened.replicaState() == Array("view 1".utf8))
+        #expect(reopened.tip.height == Height(2))
     }
 
     @Test func synchronousIsFull() throws {
