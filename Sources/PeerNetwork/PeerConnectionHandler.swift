@@ -7,7 +7,7 @@ import NIOTLS
 /// TLS result and handshake frames, performs the actions it returns, and once the peer is
 /// authenticated hands every frame to the transport without an async hop.
 ///
-/// Pipeline: TLS handler → `ByteToMessageHandler(FrameDecoder)` → this handler.
+/// Pipeline: TLS handler → `IdleStateHandler` → `ByteToMessageHandler(FrameDecoder)` → this handler.
 final class PeerConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -55,6 +55,8 @@ final class PeerConnectionHandler: ChannelInboundHandler {
             guard let peer else { return }
             switch idle {
             case .write:
+                // A connection that cannot take bytes has bytes pending: no keepalive needed.
+                guard context.channel.isWritable else { return }
                 var keepalive = context.channel.allocator.buffer(capacity: Framing.headerLength)
                 Framing.writeFrame(EmptyCollection<UInt8>(), into: &keepalive)
                 context.writeAndFlush(wrapOutboundOut(keepalive), promise: nil)

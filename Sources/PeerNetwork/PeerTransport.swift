@@ -291,12 +291,14 @@ final class TransportCore: Sendable {
             case .inbound: try sync.addHandler(NIOSSLServerHandler(context: serverTLS))
             case .outbound: try sync.addHandler(NIOSSLClientHandler(context: clientTLS, serverHostname: nil))
             }
+            // Before the decoder, so that any bytes from the peer count as life, even the first
+            // part of a large frame on a slow link.
+            try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(configuration.idleTimeout),
+                                                 writeTimeout: TimeAmount(configuration.keepaliveInterval)))
             let decoder = FrameDecoder(maxFrameLength: configuration.maxFrameLength,
                                        leadingFrameCount: HandshakeProtocol.peerHandshakeFrameCount,
                                        leadingFrameLimit: HandshakeProtocol.maxHandshakeFrameLength)
             try sync.addHandler(ByteToMessageHandler(decoder, maximumBufferSize: configuration.maxFrameLength + (1 << 20)))
-            try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(configuration.idleTimeout),
-                                                 writeTimeout: TimeAmount(configuration.keepaliveInterval)))
             try sync.addHandler(PeerConnectionHandler(core: self, direction: direction, role: role, nonce: nonce))
         }
     }
@@ -350,7 +352,7 @@ final class TransportCore: Sendable {
         let link = links[peer]!
         let running = state.withLock { state -> Bool in
             state.connections[ObjectIdentifier(channel)]?.authenticated = true
-            return state.phase == .running
+            return state.phase == .running || state.phase == .starting
         }
         guard running else {
             channel.close(promise: nil)

@@ -5,8 +5,13 @@ import NIOSSL
 import Testing
 @testable import PeerNetwork
 
+/// Everything that opens sockets runs one test at a time, so timing-based tests (idle
+/// timeouts, throughput figures) do not compete with each other for the two cores.
+@Suite(.serialized) struct LoopbackTests {}
+
 /// Real transports on loopback (127.0.0.1, OS-picked ports) with TLS and the handshake.
-@Suite(.serialized, .timeLimit(.minutes(1))) struct PeerTransportTests {
+extension LoopbackTests {
+@Suite(.timeLimit(.minutes(1))) struct PeerTransportTests {
     static func payload(from: Int, to: Int, sequence: Int = 0, size: Int = 16) -> [UInt8] {
         [UInt8(from), UInt8(to), UInt8(truncatingIfNeeded: sequence >> 8), UInt8(truncatingIfNeeded: sequence)]
             + Array(repeating: UInt8(truncatingIfNeeded: from &* 16 &+ to), count: max(size - 4, 0))
@@ -261,12 +266,12 @@ import Testing
 
     @Test func idleConnectionsStayUpOnKeepalives() async throws {
         let cluster = try await Cluster.start(count: 2) {
-            $0.keepaliveInterval = .milliseconds(40)
-            $0.idleTimeout = .milliseconds(200)
+            $0.keepaliveInterval = .milliseconds(50)
+            $0.idleTimeout = .milliseconds(400)
         }
         do {
             try await cluster.waitFullyConnected()
-            try await Task.sleep(for: .milliseconds(800))
+            try await Task.sleep(for: .milliseconds(1200))
             for recorder in cluster.recorders {
                 let connects = recorder.events.count { if case .connected = $0 { true } else { false } }
                 let disconnects = recorder.events.count { if case .disconnected = $0 { true } else { false } }
@@ -334,4 +339,5 @@ import Testing
                               credentials: Fixtures.credentials[1], onFrame: { _ in })
         }
     }
+}
 }
