@@ -108,7 +108,12 @@ extension LoopbackTests {
             try? await RogueClient.write([0, 0, 0, 3, 1, 2, 3], to: foreign)
             try await waitForClose(foreign)
 
-            try await waitUntil("two TLS refusals") { recorder.refusals.count { $0.code == .tlsFailure } >= 2 }
+            // No certificate at all.
+            let anonymous = try await RogueClient.connectTLS(port: port, credentials: nil)
+            try? await RogueClient.write([0, 0, 0, 3, 1, 2, 3], to: anonymous)
+            try await waitForClose(anonymous)
+
+            try await waitUntil("three TLS refusals") { recorder.refusals.count { $0.code == .tlsFailure } >= 3 }
             #expect(recorder.frames(from: 1).isEmpty)
             #expect(recorder.frameCount == 0)
             #expect(cluster.transport(0).connectedPeers == [1])

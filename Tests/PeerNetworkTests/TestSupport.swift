@@ -138,13 +138,15 @@ final class Cluster {
 
 /// A TLS or plain TCP client that is not a validator, for the refusal tests.
 enum RogueClient {
-    /// Connects with TLS 1.3 presenting `credentials`, trusting any server certificate.
-    static func connectTLS(port: Int, credentials: NodeCredentials) async throws -> any Channel {
+    /// Connects with TLS 1.3 presenting `credentials` (or no certificate), trusting any server certificate.
+    static func connectTLS(port: Int, credentials: NodeCredentials?) async throws -> any Channel {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv13
         tls.certificateVerification = .none
-        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificatePEM.utf8)).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem))
+        if let credentials {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificatePEM.utf8)).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem))
+        }
         let context = try NIOSSLContext(configuration: tls)
         return try await ClientBootstrap(group: Fixtures.group)
             .channelInitializer { channel in
