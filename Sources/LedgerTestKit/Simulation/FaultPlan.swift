@@ -102,7 +102,10 @@ public struct FaultPlan: Sendable, CustomStringConvertible {
             plan.byzantine[node] = behaviors[Int(random.below(UInt64(behaviors.count)))]
         }
         if random.chance(450) {
-            let crashCount = Int(random.between(1, Int64(max(1, f))))
+            // Usually at most f crash; sometimes many or all honest nodes do (safety must hold and
+            // everything must recover from persisted state alone).
+            let most = random.chance(250) ? nodes - byzantineCount : max(1, f)
+            let crashCount = Int(random.between(1, Int64(most)))
             for node in order.dropFirst(byzantineCount).prefix(crashCount) {
                 let at = UInt64(random.between(0, Int64(end) * 3 / 4))
                 let restart = min(end, at + UInt64(random.between(100, Int64(end))))
