@@ -442,7 +442,8 @@ import Testing
                 \(suite.id): sign \(Int(rates.sign.perCPUSecond))/CPU-s (\(Int(rates.sign.perWallSecond))/s wall), \
                 verify \(Int(verify))/CPU-s (\(Int(rates.verify.perWallSecond))/s wall); \
                 2 threads verify \(Int(rates.parallelVerifyPerWallSecond))/s wall; \
-                4-node ceiling on 2 cores ≈ \(Int(verify * 1.85 / 4)) tx/s (verify × 1.85 ÷ 4)
+                4-node ceiling on 2 cores ≈ \(Int(verify * 1.85 / 4)) tx/s (verify × 1.85 ÷ 4); \
+                hash \(Int(rates.smallHash.perCPUSecond)) × 64 B/CPU-s, \(Int(rates.bulkHashMBPerCPUSecond)) MB/CPU-s on 64 KiB
                 """)
         }
         print(lines.joined(separator: "\n"))
@@ -452,7 +453,7 @@ import Testing
 /// Measures a suite's sign and verify rates.
 private enum SM2CryptoRates {
     struct Rate { var perCPUSecond: Double, perWallSecond: Double }
-    struct Rates { var sign: Rate, verify: Rate, parallelVerifyPerWallSecond: Double }
+    struct Rates { var sign: Rate, verify: Rate, parallelVerifyPerWallSecond: Double, smallHash: Rate, bulkHashMBPerCPUSecond: Double }
 
     /// CPU time used by the calling thread, in seconds.
     static func threadCPUTime() -> Double {
@@ -497,7 +498,11 @@ private enum SM2CryptoRates {
             let result = rate(seconds: seconds, verifyBatch)
             parallel.withLock { $0 += result.perWallSecond }
         }
-        return Rates(sign: sign, verify: verify, parallelVerifyPerWallSecond: parallel.withLock { $0 })
+        let small = [UInt8](repeating: 0x5A, count: 64), bulk = [UInt8](repeating: 0xA5, count: 64 * 1024)
+        let smallHash = rate(seconds: seconds / 2) { for _ in 0..<64 { _ = suite.hash(small) } }
+        let bulkHash = rate(seconds: seconds / 2) { for _ in 0..<64 { _ = suite.hash(bulk) } }
+        return Rates(sign: sign, verify: verify, parallelVerifyPerWallSecond: parallel.withLock { $0 },
+                     smallHash: smallHash, bulkHashMBPerCPUSecond: bulkHash.perCPUSecond * Double(bulk.count) / 1e6)
     }
 }
 
