@@ -86,7 +86,7 @@ public final class SM2SM3Suite: CryptoSuite {
         return hash
     }
 
-    /// Z_A for `publicKey` under this suite's distinguishing ID (GB/T 32918.2, section 5.5).
+    /// Z_A for `publicKey` under this suite's distinguishing ID, as GB/T 32918.2 defines it.
     public func zValue(for publicKey: PublicKey) throws -> Hash {
         guard publicKey.suite == id else {
             throw CryptoError(.wrongSuite, "the key is for \(publicKey.suite), this chain uses \(id)")
