@@ -63,8 +63,7 @@ final class PeerConnectionHandler: ChannelInboundHandler {
             case .read:
                 // Paused on purpose (pauseReceiving): silence is ours, not the peer's.
                 if (try? context.channel.syncOptions?.getOption(.autoRead)) == false { return }
-                closeReason = "nothing received from \(peer) for \(core.configuration.idleTimeout); the peer is gone or stuck"
-                context.close(promise: nil)
+                close(context, reason: "nothing received from \(peer) for \(core.configuration.idleTimeout); the peer is gone or stuck")
             case .all:
                 break
             }
@@ -99,7 +98,6 @@ final class PeerConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let frameError = error as? FrameError {
-            closeReason = "\(frameError)"
             if !reported {
                 reported = true
                 core.emit(.frameRejected(peer: knownPeer, remoteAddress: remoteAddress, reason: frameError))
@@ -110,9 +108,15 @@ final class PeerConnectionHandler: ChannelInboundHandler {
                                            isTLS ? "TLS failed: \(error) (is the peer's certificate issued by this consortium's CA?)"
                                                : "connection error during the handshake: \(error)")
             report(refusal)
-        } else {
-            closeReason = "\(error)"
         }
+        close(context, reason: "\(error)")
+    }
+
+    /// Closes the connection; an authenticated peer is detached at once (a TLS close can wait
+    /// for the peer's close_notify), so frames are no longer routed here.
+    private func close(_ context: ChannelHandlerContext, reason: String) {
+        if closeReason == nil { closeReason = reason }
+        if let peer { core.connectionClosed(peer: peer, channel: context.channel, reason: closeReason ?? reason) }
         context.close(promise: nil)
     }
 

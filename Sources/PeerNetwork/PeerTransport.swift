@@ -404,6 +404,8 @@ func makeTLSContexts(_ credentials: NodeCredentials) throws -> (server: NIOSSLCo
         certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key), trustRoots: .certificates(roots))
     server.minimumTLSVersion = .tlsv13
     server.certificateVerification = .noHostnameVerification
+    // Closing waits this long at most for the peer's close_notify; a stuck peer never sends it.
+    server.shutdownTimeout = .seconds(1)
 
     var client = TLSConfiguration.makeClientConfiguration()
     client.minimumTLSVersion = .tlsv13
@@ -411,6 +413,7 @@ func makeTLSContexts(_ credentials: NodeCredentials) throws -> (server: NIOSSLCo
     client.trustRoots = .certificates(roots)
     client.certificateChain = chain.map { .certificate($0) }
     client.privateKey = .privateKey(key)
+    client.shutdownTimeout = .seconds(1)
     do {
         return (try NIOSSLContext(configuration: server), try NIOSSLContext(configuration: client))
     } catch {

@@ -252,7 +252,7 @@ extension LoopbackTests {
             }
             #expect((transport.queueStatus(for: 1)?.droppedFrames ?? 0) >= 100, "sent \(sent) frames without overflowing")
             #expect(maxFrames <= frameLimit && maxBytes <= byteLimit)
-            #expect(cluster.recorders[0].overflows == 1)
+            #expect(cluster.recorders[0].overflows >= 1)
 
             // It sends no keepalives either: the idle timeout closes it.
             try await waitUntil("the silent peer to be dropped", seconds: 10) { transport.connectedPeers.isEmpty }
