@@ -6,6 +6,7 @@ import PackageDescription
 //   LedgerCore  <- LedgerStore (SQLite through the system library)
 //   LedgerCore, Consensus, LedgerStore <- LedgerTestKit (simulator, fixtures)
 //   LedgerCore  <- PeerNetwork (SwiftNIO TCP + mutual TLS between validators)
+//   Consensus, LedgerStore, PeerNetwork <- LedgerNode (the shell that runs a replica)
 //   everything  <- scf (the one executable)
 let package = Package(
     name: "scf-ledger",
@@ -16,6 +17,7 @@ let package = Package(
         .library(name: "Consensus", targets: ["Consensus"]),
         .library(name: "LedgerStore", targets: ["LedgerStore"]),
         .library(name: "PeerNetwork", targets: ["PeerNetwork"]),
+        .library(name: "LedgerNode", targets: ["LedgerNode"]),
         .library(name: "LedgerTestKit", targets: ["LedgerTestKit"]),
     ],
     dependencies: [
@@ -40,6 +42,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
         ]),
+        .target(name: "LedgerNode", dependencies: ["LedgerCore", "Consensus", "LedgerStore", "PeerNetwork"]),
         .target(name: "LedgerTestKit", dependencies: ["LedgerCore", "Consensus", "LedgerStore"]),
         .executableTarget(name: "scf", dependencies: [
             "LedgerCore", "LedgerStore", "Consensus",
@@ -52,6 +55,7 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "LedgerTestKit"]),
+        .testTarget(name: "LedgerNodeTests", dependencies: ["LedgerNode", "LedgerTestKit"]),
         .testTarget(name: "PeerNetworkTests", dependencies: [
             "PeerNetwork", "LedgerTestKit",
             .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -1,0 +1,78 @@
+import Consensus
+import LedgerCore
+
+/// What validators send each other over their authenticated links, one per frame.
+public enum NodeMessage: Sendable {
+    /// A PBFT message for the replica.
+    case consensus(ConsensusMessage)
+    /// A client transaction, relayed so every validator's pool has it (whichever becomes primary).
+    case transaction(SignedTransaction)
+    /// Catch-up: committed blocks with certificates from `from`, at most `limit`.
+    case blocksRequest(from: Height, limit: UInt32)
+    case blocks([CommittedBlock])
+
+    static let version: UInt8 = 1
+    /// Most blocks one response carries (and the most a request may ask for).
+    public static let maxBlocksPerResponse: UInt32 = 256
+
+    public var kind: String {
+        switch self {
+        case .consensus(let message): "consensus/\(message.kind)"
+        case .transaction: "transaction"
+        case .blocksRequest: "blocks-request"
+        case .blocks: "blocks"
+        }
+    }
+
+    public var wireBytes: [UInt8] {
+        var writer = CanonicalWriter(capacity: 512)
+        writer.write(Self.version)
+        switch self {
+        case .consensus(let message):
+            writer.write(UInt8(1)); message.encode(to: &writer)
+        case .transaction(let transaction):
+            writer.write(UInt8(2)); transaction.encode(to: &writer)
+        case .blocksRequest(let from, let limit):
+            writer.write(UInt8(3)); writer.write(from); writer.write(limit)
+        case .blocks(let blocks):
+            writer.write(UInt8(4)); writer.write(UInt32(blocks.count))
+            for committed in blocks {
+                committed.block.encode(to: &writer)
+                writer.write(committed.certificate)
+            }
+        }
+        return writer.bytes
+    }
+
+    public init(wireBytes: [UInt8], suite: any CryptoSuite) throws {
+        var reader = CanonicalReader(wireBytes)
+        let version = try reader.readUInt8()
+        guard version == Self.version else { throw reader.error("unsupported node message version \(version)") }
+        switch try reader.readUInt8() {
+        case 1: self = .consensus(try ConsensusMessage(from: &reader, suite: suite))
+        case 2: self = .transaction(try SignedTransaction(from: &reader, suite: suite))
+        case 3:
+            let from: Height = try reader.read()
+            let limit = try reader.readUInt32()
+            self = .blocksRequest(from: from, limit: min(limit, Self.maxBlocksPerResponse))
+        case 4:
+            let count = try reader.readCount()
+            guard count <= Int(Self.maxBlocksPerResponse) else { throw reader.error("\(count) blocks in one response") }
+            var blocks: [CommittedBlock] = []
+            for _ in 0..<count {
+                let block = try Block(from: &reader, suite: suite)
+                blocks.append(CommittedBlock(block: block, certificate: try reader.read()))
+            }
+            self = .blocks(blocks)
+        case let tag: throw reader.error("unknown node message kind \(tag)")
+        }
+        try reader.expectEnd()
+    }
+}
+
+/// Authenticated links to the other validators, as the node uses them. `PeerTransport` provides
+/// them over TCP with mutual TLS; tests use an in-memory network.
+public protocol PeerLinks: Sendable {
+    func send(_ frame: [UInt8], to peer: ValidatorIndex)
+    func broadcast(_ frame: [UInt8])
+}

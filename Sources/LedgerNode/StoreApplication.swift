@@ -1,0 +1,135 @@
+import Consensus
+import LedgerCore
+import LedgerStore
+
+/// The replica's application on a node: the real state transition over the node's SQLite ledger.
+///
+/// Committed state lives in the `LedgerStore`; every block validated or proposed but not yet
+/// committed keeps its execution result and the writes from the committed head up to it, keyed by
+/// block hash, so the next height can be validated on top of it (pipelining) without touching
+/// disk. `commit` appends the block, its receipts and its writes to the store in one database
+/// transaction. A crash loses only the speculative part, which the replica can rebuild.
+///
+/// A store failure on commit (disk full, I/O error) cannot be answered by the replica, which has
+/// already decided; it is kept in `failure` and the node stops, to restart and catch up.
+public struct StoreApplication: ReplicaApplication {
+    public let store: LedgerStore
+    public let executor: BlockExecutor
+    public private(set) var failure: (any Error)?
+    /// Receipts of the blocks committed since the shell last took them (for waiters and metrics).
+    public private(set) var committedSinceLastTake: [(Height, [Receipt])] = []
+    var speculative: [Hash: Speculative] = [:]
+
+    struct Speculative {
+        var tip: ChainTip
+        var result: ExecutionResult
+        /// Writes from the committed head up to and including this block.
+        var cumulative: StateChanges
+    }
+
+    public init(store: LedgerStore, genesis: Genesis, suite: any CryptoSuite) {
+        self.store = store
+        self.executor = BlockExecutor(genesis: genesis, suite: suite)
+    }
+
+    var suite: any CryptoSuite { executor.suite }
+
+    /// Why the last transaction offered to `admit` was refused (the replica keeps only a sentence).
+    public private(set) var lastAdmissionRejection: Rejection?
+
+    public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
+        lastAdmissionRejection = check(transaction)
+        return lastAdmissionRejection
+    }
+
+    func check(_ transaction: SignedTransaction) -> Rejection? {
+        guard transaction.body.chainID == executor.chainID else {
+            return Rejection(.wrongChain, "this transaction is for chain \"\(transaction.body.chainID)\", this ledger is \"\(executor.chainID)\"")
+        }
+        do {
+            if let stored = try store.transaction(id: transaction.id) {
+                return Rejection(.replayed, "transaction \(transaction.id.short) was already committed in block \(stored.height)")
+            }
+            guard let signer = try store.member(transaction.body.signer) else {
+                return Rejection(.unknownMember, "\(transaction.body.signer) is not a member of this consortium")
+            }
+            guard transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) else {
+                return Rejection(.badSignature, "the signature does not verify with \(signer.id)'s registered key; sign again with your own key")
+            }
+            guard transaction.body.nonce > (try store.nonce(of: signer.id)) else {
+                return Rejection(.replayed, "nonce \(transaction.body.nonce) of \(signer.id) was already used")
+            }
+        } catch {
+            return Rejection(.invalidState, "the node could not read its ledger: \(error)")
+        }
+        return nil
+    }
+
+    func changes(upTo parent: ChainTip) throws -> StateChanges {
+        if parent.hash == store.tip.hash { return StateChanges() }
+        guard let entry = speculative[parent.hash] else {
+            throw BlockValidationError(.wrongPreviousHash, "parent \(parent.hash.short) is neither committed nor validated here")
+        }
+        return entry.cumulative
+    }
+
+    public mutating func propose(_ candidates: [SignedTransaction], on parent: ChainTip, timestamp: ConsensusTime, view: View,
+                                 proposer: ValidatorIndex) throws -> Block {
+        let before = try changes(upTo: parent)
+        let fresh = try candidates.filter { try store.transaction(id: $0.id) == nil }
+        // Signatures were checked once at admission; the proposer does not check them again.
+        let (block, result) = try executor.makeBlock(candidates: fresh, on: parent, timestamp: timestamp, view: view, proposer: proposer,
+                                                     state: OverlayState(base: store, changes: before), signatures: .trusted)
+        remember(block, result: result, before: before)
+        return block
+    }
+
+    public mutating func validate(_ block: Block, on parent: ChainTip, certified: Bool) throws {
+        let before = try changes(upTo: parent)
+        for transaction in block.transactions where try store.transaction(id: transaction.id) != nil {
+            throw BlockValidationError(.duplicateTransaction, "transaction \(transaction.id.short) is already committed")
+        }
+        let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
+                                           signatures: certified ? .trusted : .verify)
+        remember(block, result: result, before: before)
+    }
+
+    mutating func remember(_ block: Block, result: ExecutionResult, before: StateChanges) {
+        var cumulative = before
+        cumulative.merge(result.changes)
+        let tip = ChainTip(header: block.header, suite: suite)
+        speculative[tip.hash] = Speculative(tip: tip, result: result, cumulative: cumulative)
+    }
+
+    public mutating func commit(_ committed: CommittedBlock) {
+        guard failure == nil else { return }
+        let hash = committed.certificate.blockHash
+        do {
+            let result: ExecutionResult
+            if let entry = speculative[hash] {
+                result = entry.result
+            } else {
+                result = try executor.validate(committed.block, on: store.tip, state: store, signatures: .trusted)
+            }
+            try store.append(committed, result: result)
+            committedSinceLastTake.append((committed.block.header.height, result.receipts))
+        } catch {
+            failure = error
+            return
+        }
+        // Later speculative blocks keep their cumulative writes: the part this block wrote is now in
+        // the store with the same values, and anything they wrote again is newer.
+        let head = store.tip.height
+        speculative = speculative.filter { $0.value.tip.height > head }
+    }
+
+    public mutating func discardSpeculative() {
+        speculative = [:]
+    }
+
+    /// Takes the receipts of blocks committed since the last call.
+    public mutating func takeCommitted() -> [(Height, [Receipt])] {
+        defer { committedSinceLastTake = [] }
+        return committedSinceLastTake
+    }
+}

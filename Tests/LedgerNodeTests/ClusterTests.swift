@@ -1,0 +1,195 @@
+import Foundation
+import LedgerCore
+import LedgerNode
+import LedgerTestKit
+import Synchronization
+import Testing
+
+/// Validators in one process, joined by an in-memory network that can cut a node off.
+final class MemoryNetwork: Sendable {
+    let nodes = Mutex<[ValidatorIndex: ValidatorNode]>([:])
+
+    struct Links: PeerLinks {
+        let network: MemoryNetwork
+        let me: ValidatorIndex
+        func send(_ frame: [UInt8], to peer: ValidatorIndex) { network.deliver(frame, from: me, to: peer) }
+        func broadcast(_ frame: [UInt8]) {
+            for peer in network.nodes.withLock({ Array($0.keys) }) where peer != me { network.deliver(frame, from: me, to: peer) }
+        }
+    }
+
+    func deliver(_ frame: [UInt8], from: ValidatorIndex, to: ValidatorIndex) {
+        guard nodes.withLock({ $0[from] != nil }), let node = nodes.withLock({ $0[to] }) else { return }
+        node.receive(frame, from: from)
+    }
+
+    func join(_ node: ValidatorNode) {
+        let me = node.configuration.me
+        node.attach(Links(network: self, me: me))
+        nodes.withLock { $0[me] = node }
+    }
+
+    func cut(_ index: ValidatorIndex) -> ValidatorNode? {
+        let node = nodes.withLock { $0.removeValue(forKey: index) }
+        node?.stop()
+        return node
+    }
+}
+
+struct TestCluster {
+    let consortium: TestConsortium
+    let directory: String
+    let network = MemoryNetwork()
+    var factory: TransactionFactory
+
+    init(validators: Int = 4) throws {
+        consortium = TestConsortium(validators: validators, consensus: ConsensusParameters(checkpointInterval: 16, watermarkWindow: 64,
+                                                                                           viewChangeTimeoutMilliseconds: 400,
+                                                                                           maxViewChangeTimeoutMilliseconds: 3_000))
+        directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-cluster-\(UUID().uuidString)")
+        factory = TransactionFactory(consortium: consortium)
+        for index in 0..<validators { try start(ValidatorIndex(UInt16(index))) }
+    }
+
+    func dataDirectory(_ index: ValidatorIndex) -> String { (directory as NSString).appendingPathComponent("node-\(index.value)") }
+
+    @discardableResult
+    func start(_ index: ValidatorIndex) throws -> ValidatorNode {
+        let node = try ValidatorNode(configuration: .init(genesis: consortium.genesis, suite: consortium.suite, me: index,
+                                                          key: consortium.validatorKeys[Int(index.value)],
+                                                          dataDirectory: dataDirectory(index)))
+        network.join(node)
+        return node
+    }
+
+    func node(_ index: ValidatorIndex) -> ValidatorNode { network.nodes.withLock { $0[index]! } }
+    var running: [ValidatorNode] { network.nodes.withLock { nodes in nodes.keys.sorted().map { nodes[$0]! } } }
+
+    /// A proposal by a fresh supplier-free transaction: member registrations by the operator.
+    mutating func registration(_ number: Int) -> SignedTransaction {
+        let key = TestConsortium.key(for: "cluster-member-\(number)", suite: consortium.suite)
+        let member = Member(id: MemberID("member-\(number)")!, legalName: "Member \(number) Ltd",
+                            creditCode: TestConsortium.creditCode(for: "m\(number)"), roles: [.supplier], publicKey: key.publicKey)
+        return factory.make(TestConsortium.operatorID, .registerMember(member))
+    }
+
+    /// Waits until every running node has committed `id` (or fails after `seconds`).
+    func waitUntilEveryoneCommitted(_ id: Hash, seconds: Double = 20) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if running.allSatisfy({ if case .committed = $0.status(of: id) { true } else { false } }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("transaction \(id.short) not committed everywhere in \(seconds)s: \(running.map { ($0.configuration.me, $0.status(of: id), $0.nodeStatus.height) })")
+    }
+
+    func waitForHeight(_ node: ValidatorNode, atLeast height: Height, seconds: Double = 30) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, node.nodeStatus.height < height { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(node.nodeStatus.height >= height, "node \(node.configuration.me) is at \(node.nodeStatus.height), wanted \(height)")
+    }
+
+    func headsAgree() -> Bool {
+        let heads = running.map { $0.store.tip }
+        return Set(heads.map(\.hash)).count == 1
+    }
+
+    func cleanUp() {
+        for node in running { node.stop() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite(.serialized) struct ClusterTests {
+    @Test func fourNodesCommitTransactionsSubmittedToAnyNode() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        var last = Hash.zero
+        for number in 0..<12 {
+            let transaction = cluster.registration(number)
+            #expect(cluster.node(ValidatorIndex(UInt16(number % 4))).submit(transaction) == nil)
+            last = transaction.id
+        }
+        try await cluster.waitUntilEveryoneCommitted(last)
+        let outcome = await cluster.node(2).waitForOutcome(of: last, timeout: .seconds(5))
+        guard case .committed = outcome else { Issue.record("waitForOutcome said \(outcome)"); return }
+        // Equal heads once all have the same height.
+        let height = cluster.running.map { $0.nodeStatus.height }.max()!
+        for node in cluster.running { try await cluster.waitForHeight(node, atLeast: height) }
+        #expect(cluster.headsAgree())
+        for node in cluster.running { #expect(try node.store.member("member-11") != nil) }
+    }
+
+    @Test func aReplayedOrForgedTransactionIsRefusedAtTheDoor() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let transaction = cluster.registration(1)
+        #expect(cluster.node(0).submit(transaction) == nil)
+        try await cluster.waitUntilEveryoneCommitted(transaction.id)
+        #expect(cluster.node(1).submit(transaction)?.code == .replayed)
+        let stranger = TestConsortium.key(for: "stranger", suite: cluster.consortium.suite)
+        let forged = cluster.factory.forge(TestConsortium.operatorID, .withdrawReceivable(ReceivableID(.zero)), nonce: 9, key: stranger)
+        #expect(cluster.node(1).submit(forged)?.code == .badSignature)
+    }
+
+    @Test func aStoppedNodeRestartsFromItsDataAndCatchesUp() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let first = cluster.registration(0)
+        #expect(cluster.node(0).submit(first) == nil)
+        try await cluster.waitUntilEveryoneCommitted(first.id)
+        _ = cluster.network.cut(3)
+        var last = Hash.zero
+        for number in 1...60 {
+            let transaction = cluster.registration(number)
+            #expect(cluster.node(ValidatorIndex(UInt16(number % 3))).submit(transaction) == nil)
+            last = transaction.id
+            if number % 10 == 0 { try await cluster.waitUntilEveryoneCommitted(last) }
+        }
+        try await cluster.waitUntilEveryoneCommitted(last)
+        let target = cluster.node(0).nodeStatus.height
+        // Restart node 3 from its own data directory: it catches up from its peers.
+        let restarted = try cluster.start(3)
+        #expect(restarted.nodeStatus.height < target)
+        let after = cluster.registration(100)
+        #expect(cluster.node(0).submit(after) == nil)
+        try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
+        #expect(cluster.headsAgree())
+    }
+
+    @Test func aNodeWithAnEmptyDataDirectorySyncsFromGenesis() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        _ = cluster.network.cut(2)
+        try FileManager.default.removeItem(atPath: cluster.dataDirectory(2))
+        var last = Hash.zero
+        for number in 0..<30 {
+            let transaction = cluster.registration(number)
+            #expect(cluster.node(ValidatorIndex(UInt16([0, 1, 3][number % 3]))).submit(transaction) == nil)
+            last = transaction.id
+        }
+        try await cluster.waitUntilEveryoneCommitted(last)
+        let fresh = try cluster.start(2)
+        #expect(fresh.nodeStatus.height == .genesis)
+        let after = cluster.registration(99)
+        #expect(cluster.node(0).submit(after) == nil)
+        try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
+        #expect(cluster.headsAgree())
+    }
+
+    @Test func losingThePrimaryChangesTheViewAndKeepsCommitting() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let first = cluster.registration(0)
+        #expect(cluster.node(1).submit(first) == nil)
+        try await cluster.waitUntilEveryoneCommitted(first.id)
+        let primary = cluster.node(0).nodeStatus.primary
+        _ = cluster.network.cut(primary)
+        let next = cluster.registration(1)
+        let survivor = cluster.running[0]
+        #expect(survivor.submit(next) == nil)
+        try await cluster.waitUntilEveryoneCommitted(next.id, seconds: 30)
+        #expect(survivor.nodeStatus.view > 0)
+        #expect(cluster.headsAgree())
+    }
+}
