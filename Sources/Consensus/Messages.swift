@@ -15,6 +15,7 @@ import LedgerCore
 // | checkpoint   | checkpoint         | "checkpoint", chain, height, block hash                   |
 // | view-change  | consensusMessage   | "view-change", chain, every field but the signature       |
 // | new-view     | consensusMessage   | "new-view", chain, every field but the signature          |
+// | request      | (the client's own transaction signature)                                       |
 //
 // A commit message *is* a commit vote: 2f+1 of them are a `CommitCertificate` as they stand.
 
@@ -441,6 +442,9 @@ public enum ConsensusMessage: Hashable, Sendable {
     case checkpoint(Checkpoint)
     case viewChange(ViewChange)
     case newView(NewView)
+    /// A client transaction a backup forwards to the primary (PBFT's relayed request). Its
+    /// authenticity is the client's own signature, checked by `ReplicaApplication.admit`.
+    case request(SignedTransaction)
 
     public static let wireVersion: UInt8 = 1
 
@@ -452,11 +456,13 @@ public enum ConsensusMessage: Hashable, Sendable {
         case .checkpoint: "checkpoint"
         case .viewChange: "view-change"
         case .newView: "new-view"
+        case .request: "request"
         }
     }
 
-    /// The validator the message says it is from (the primary of the view for proposals).
-    public func claimedSender(validators: ValidatorSet) -> ValidatorIndex {
+    /// The validator the message says it is from (the primary of the view for proposals); nil
+    /// for a forwarded request, which names no validator.
+    public func claimedSender(validators: ValidatorSet) -> ValidatorIndex? {
         switch self {
         case .prePrepare(let message): validators.primary(of: message.view)
         case .prepare(let message): message.replica
@@ -464,6 +470,7 @@ public enum ConsensusMessage: Hashable, Sendable {
         case .checkpoint(let message): message.replica
         case .viewChange(let message): message.replica
         case .newView(let message): validators.primary(of: message.view)
+        case .request: nil
         }
     }
 
@@ -476,6 +483,7 @@ public enum ConsensusMessage: Hashable, Sendable {
         case .checkpoint(let message): writer.write(UInt8(4)); message.encode(to: &writer)
         case .viewChange(let message): writer.write(UInt8(5)); message.encode(to: &writer)
         case .newView(let message): writer.write(UInt8(6)); message.encode(to: &writer)
+        case .request(let transaction): writer.write(UInt8(7)); transaction.encode(to: &writer)
         }
     }
 
@@ -496,6 +504,7 @@ public enum ConsensusMessage: Hashable, Sendable {
         case 4: self = .checkpoint(try reader.read())
         case 5: self = .viewChange(try ViewChange(from: &reader, suite: suite))
         case 6: self = .newView(try NewView(from: &reader, suite: suite))
+        case 7: self = .request(try SignedTransaction(from: &reader, suite: suite))
         default: throw reader.error("unknown consensus message kind \(tag)")
         }
     }

@@ -11,8 +11,9 @@ import LedgerCore
 //   Only heights in (low, high] are in play.
 //
 // ## Normal case
-// 1. The client sends a signed transaction to every validator; each admits it into its pool
-//    (`ReplicaApplication.admit`: signature, chain, not yet committed).
+// 1. A client sends a signed transaction to one or more validators; each admits it into its pool
+//    (`ReplicaApplication.admit`: signature, chain, not yet committed), and a backup forwards what
+//    it admits to the primary (REQUEST) once, and again after a timeout or a view change.
 // 2. The primary builds a block on top of its tip (the last committed block or the last block it
 //    proposed in this view) from pool transactions (`propose`), and broadcasts PRE-PREPARE: the
 //    block and its signature over (view, height, block hash).
@@ -262,18 +263,37 @@ public struct Replica: Sendable {
     public mutating func onClientRequest<A: ReplicaApplication>(_ transaction: SignedTransaction, now: ConsensusTime,
                                                                 application: inout A) -> ReplicaOutput {
         var out = ReplicaOutput()
-        if pool[transaction.id] != nil {
-            out.outcome = .ignored(.duplicate)
-        } else if pool.count >= configuration.maxPoolSize {
-            out.outcome = .rejected("the pool is full (\(configuration.maxPoolSize) transactions); retry later")
-        } else if let rejection = application.admit(transaction) {
-            out.outcome = .rejected(rejection.description)
-        } else {
-            pool[transaction.id] = transaction
-            poolOrder.append(transaction.id)
-        }
+        out.outcome = admit(transaction, application: &application, into: &out)
         finish(now: now, application: &application, into: &out)
         return out
+    }
+
+    /// Pool admission; a backup forwards a newly admitted transaction to the primary once.
+    mutating func admit<A: ReplicaApplication>(_ transaction: SignedTransaction, application: inout A,
+                                               into out: inout ReplicaOutput) -> Outcome {
+        if pool[transaction.id] != nil { return .ignored(.duplicate) }
+        if pool.count >= configuration.maxPoolSize {
+            return .rejected("the pool is full (\(configuration.maxPoolSize) transactions); retry later")
+        }
+        if let rejection = application.admit(transaction) { return .rejected(rejection.description) }
+        pool[transaction.id] = transaction
+        poolOrder.append(transaction.id)
+        if viewChangeTarget == nil, validators.primary(of: view) != me {
+            out.directives.append(.send(.request(transaction), to: validators.primary(of: view)))
+        }
+        return .accepted
+    }
+
+    /// Forwards pool transactions the primary has not proposed yet (after a view change or a
+    /// timeout), at most `limit` of them.
+    func forwardPool(limit: Int = 256, into out: inout ReplicaOutput) {
+        guard viewChangeTarget == nil, validators.primary(of: view) != me else { return }
+        var sent = 0
+        for id in poolOrder where sent < limit && !proposed.contains(id) {
+            guard let transaction = pool[id] else { continue }
+            out.directives.append(.send(.request(transaction), to: validators.primary(of: view)))
+            sent += 1
+        }
     }
 
     /// A consensus message from validator `from` (as authenticated by the transport).
@@ -284,8 +304,9 @@ public struct Replica: Sendable {
             out.outcome = .ignored(.notValidator)
             return out
         }
-        // A NEW-VIEW is relayed by whoever answers a lagging replica; its primary's signature vouches for it.
-        if case .newView = message {} else if message.claimedSender(validators: validators) != from {
+        // A NEW-VIEW is relayed by whoever answers a lagging replica; its primary's signature
+        // vouches for it. A forwarded request is vouched for by its client's signature.
+        if let claimed = message.claimedSender(validators: validators), claimed != from, !isNewView(message) {
             out.outcome = misbehaving(from, .malformed(kind: message.kind, reason: "sent by \(from) but claims another sender"), into: &out)
             return out
         }
@@ -296,6 +317,7 @@ public struct Replica: Sendable {
         case .checkpoint(let message): out.outcome = handleCheckpoint(message, from: from, into: &out)
         case .viewChange(let message): out.outcome = handleViewChange(message, from: from, now: now, application: &application, into: &out)
         case .newView(let message): out.outcome = handleNewView(message, from: from, application: &application, into: &out)
+        case .request(let transaction): out.outcome = admit(transaction, application: &application, into: &out)
         }
         if out.outcome == .ignored(.futureView) { buffer(message, from: from) }
         finish(now: now, application: &application, into: &out)
@@ -722,9 +744,12 @@ public struct Replica: Sendable {
             for transaction in certificate.prePrepare.block.transactions { proposed.insert(transaction.id) }
         }
         if decision.checkpoint.height > head.height { requestSync(target: decision.checkpoint.height, force: false, into: &out) }
+        forwardPool(into: &out)   // the new primary may never have seen them
     }
 
     // MARK: - Progress
+
+    func isNewView(_ message: ConsensusMessage) -> Bool { if case .newView = message { true } else { false } }
 
     mutating func buffer(_ message: ConsensusMessage, from: ValidatorIndex) {
         let messageView: View
@@ -1029,6 +1054,7 @@ public struct Replica: Sendable {
 
     /// Sends again what this replica said about the heights still open, in case it was lost.
     func retransmit(into out: inout ReplicaOutput) {
+        forwardPool(into: &out)
         for height in votesForCommitted.keys.sorted() {
             for vote in votesForCommitted[height]! { out.directives.append(.broadcast(vote)) }
         }

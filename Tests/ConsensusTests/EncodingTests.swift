@@ -40,7 +40,7 @@ func sampleMessages() -> (messages: [ConsensusMessage], state: PersistentState, 
 @Suite struct Encoding {
     @Test func everyMessageKindRoundTrips() throws {
         let (messages, _, suite) = sampleMessages()
-        #expect(Set(messages.map(\.kind)) == ["pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view"])
+        #expect(Set(messages.map(\.kind)) == ["pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "request"])
         for message in messages {
             let bytes = message.wireBytes
             #expect(bytes.first == ConsensusMessage.wireVersion)

@@ -24,6 +24,20 @@ func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = m
         #expect(cluster.timers.allSatisfy { $0 == nil })
     }
 
+    @Test func aTransactionSentToOneBackupIsForwardedToThePrimaryAndCommits() {
+        var cluster = Cluster()
+        let transaction = cluster.submitNew(to: [2])
+        #expect(cluster.network.count == 1)
+        guard case .request(let forwarded) = cluster.network.first?.message, cluster.network.first?.to == 0 else {
+            Issue.record("expected a forwarded request to the primary, got \(cluster.network)")
+            return
+        }
+        #expect(forwarded == transaction)
+        cluster.run()
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.contains(transaction.id) })
+        #expect(cluster.chainsAgree())
+    }
+
     @Test func aPreparedCertificateIsPersistedBeforeTheCommitIsSent() throws {
         var cluster = Cluster()
         cluster.submitNew(to: [0])

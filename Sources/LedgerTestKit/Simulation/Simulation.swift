@@ -16,6 +16,9 @@ public struct SimulationConfiguration: Sendable {
     public var pipelineDepth: UInt64
     /// The client sends uncommitted transactions again this often.
     public var clientRetransmit: UInt64
+    /// The client sends each transaction (and each retransmission) to one random validator only,
+    /// relying on backups forwarding it to the primary; otherwise to every validator.
+    public var clientSendsToOne: Bool = false
     /// Guard against message storms.
     public var maxSteps: Int
     /// Keep a readable trace of every event (used when replaying a failing seed).
@@ -45,7 +48,9 @@ public struct SimulationConfiguration: Sendable {
     public static func mixed(seed: UInt64, nodes: Int, transactions: Int = 8) -> SimulationConfiguration {
         var random = SimulationRandom(seed: seed ^ 0x5EED_FA17)
         let plan = FaultPlan.mixed(nodes: nodes, random: &random)
-        return SimulationConfiguration(seed: seed, nodes: nodes, transactions: transactions, faults: plan)
+        var configuration = SimulationConfiguration(seed: seed, nodes: nodes, transactions: transactions, faults: plan)
+        configuration.clientSendsToOne = random.chance(500)
+        return configuration
     }
 }
 
@@ -114,7 +119,8 @@ public final class Simulation {
         consortium = TestConsortium(suite: suite, validators: configuration.nodes, chainID: "scf-sim",
                                     consensus: configuration.consensus)
         random = SimulationRandom(seed: configuration.seed)
-        report = SimulationReport(seed: configuration.seed, nodes: configuration.nodes, plan: configuration.faults.description)
+        report = SimulationReport(seed: configuration.seed, nodes: configuration.nodes,
+                                  plan: configuration.faults.description + (configuration.clientSendsToOne ? ", client sends to one node" : ""))
         genesisHash = BlockExecutor.genesisTip(genesis: consortium.genesis, suite: suite).hash
         for index in 0..<configuration.nodes {
             let replicaConfiguration = ReplicaConfiguration(genesis: consortium.genesis, suite: suite, me: ValidatorIndex(UInt16(index)),
@@ -245,7 +251,11 @@ public final class Simulation {
         case .submit(let index):
             submittedAt[index] = now
             trace("client submits tx#\(index) \(transactions[index].id.short)")
-            for node in 0..<nodes.count { clientSend(transactions[index], to: node) }
+            if configuration.clientSendsToOne {
+                clientSend(transactions[index], to: Int(random.below(UInt64(nodes.count))))
+            } else {
+                for node in 0..<nodes.count { clientSend(transactions[index], to: node) }
+            }
         case .client(let index, let transaction):
             if index < 0 {
                 for node in 0..<nodes.count { clientSend(transaction, to: node) }
@@ -292,8 +302,12 @@ public final class Simulation {
             perform(output, at: index)
         case .clientRetransmit:
             for (index, transaction) in transactions.enumerated() where submittedAt[index] != nil {
-                for node in honest where !nodes[node].application.committedIDs.contains(transaction.id) {
-                    clientSend(transaction, to: node)
+                let lacking = honest.filter { !nodes[$0].application.committedIDs.contains(transaction.id) }
+                guard !lacking.isEmpty else { continue }
+                if configuration.clientSendsToOne {
+                    clientSend(transaction, to: lacking[Int(random.below(UInt64(lacking.count)))])
+                } else {
+                    for node in lacking { clientSend(transaction, to: node) }
                 }
             }
             schedule(at: now + configuration.clientRetransmit, .clientRetransmit)
@@ -438,6 +452,7 @@ public final class Simulation {
         case .checkpoint(let m): "checkpoint(h\(m.height) \(m.blockHash.short) by \(m.replica))"
         case .viewChange(let m): "view-change(to \(m.newView) by \(m.replica), cp \(m.checkpoint.height), prepared \(m.prepared.map(\.height.value)))"
         case .newView(let m): "new-view(\(m.view), \(m.viewChanges.count) vcs, reproposals \(m.proposals.map(\.height.value)))"
+        case .request(let transaction): "request(\(transaction.id.short))"
         }
     }
 
@@ -565,6 +580,7 @@ final class SimulationNode {
         case .checkpoint(var m): m.signature = flip(m.signature); return .checkpoint(m)
         case .viewChange(var m): m.signature = flip(m.signature); return .viewChange(m)
         case .newView(var m): m.signature = flip(m.signature); return .newView(m)
+        case .request: return message
         }
     }
 }
