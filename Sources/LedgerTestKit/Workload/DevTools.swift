@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import LedgerCore
 import LedgerStore
 
@@ -45,56 +50,83 @@ public enum WriteChainTool {
 }
 
 /// `scf dev bench-store`: how fast blocks are applied (executor on the store + append) and verified.
+///
+/// Reports wall-clock rates and CPU cost per transaction: on a shared machine the wall clock
+/// mostly measures the neighbours (and apply is bound by one fsync per block), while CPU time per
+/// transaction is what the code costs.
 public enum StoreBenchmark {
+    public struct Phase: Sendable {
+        public var transactions: Int
+        public var wallSeconds: Double
+        public var cpuSeconds: Double
+        public var perSecond: Double { Double(transactions) / max(wallSeconds, 1e-9) }
+        /// Transactions per second of CPU time (all threads).
+        public var perCPUSecond: Double { Double(transactions) / max(cpuSeconds, 1e-9) }
+        /// CPU microseconds per transaction.
+        public var cpuMicroseconds: Double { cpuSeconds * 1e6 / Double(max(transactions, 1)) }
+    }
+
     public struct Figures: Sendable, CustomStringConvertible {
         public var blocks: Int
-        public var transactions: Int
-        /// Executing on the store with signature checks, then appending: what a validator does per block.
-        public var applyVerifyingPerSecond: Double
-        /// Executing on the store with signatures trusted (already checked at admission), then appending.
-        public var applyTrustedPerSecond: Double
-        /// Append alone (one database transaction with fsync), per transaction.
-        public var appendPerSecond: Double
+        public var transactionsPerBlock: Int
+        /// Generate, execute on the store with every signature checked, certify, append: a validator's work per block
+        /// (the generation and certificate signing are included in CPU, not in `applyVerifying.wallSeconds`).
+        public var applyVerifying: Phase
+        /// The same with signatures trusted (checked once at mempool admission).
+        public var applyTrusted: Phase
         /// `LedgerVerifier` on the file, signatures on all cores.
-        public var verifyParallelPerSecond: Double
+        public var verifyParallel: Phase
         /// `LedgerVerifier` on the file, signatures on one core.
-        public var verifySequentialPerSecond: Double
-        public var verifyParallelSeconds: Double
-        public var verifySequentialSeconds: Double
+        public var verifySequential: Phase
+        /// Wall time of `append` alone per block (dominated by its fsync).
+        public var appendMillisecondsPerBlock: Double
 
         public var description: String {
-            func rate(_ value: Double) -> String { String(Int(value.rounded())) }
+            func line(_ name: String, _ phase: Phase) -> String {
+                "\(name): \(Int(phase.perSecond)) tx/s wall (\(WriteChainTool.format(phase.wallSeconds)) s), \(Int(phase.perCPUSecond)) tx per CPU-second (\(Int(phase.cpuMicroseconds)) µs CPU/tx)"
+            }
             return """
-                \(blocks) blocks, \(transactions) transactions
-                apply (execute on store, signatures verified + append): \(rate(applyVerifyingPerSecond)) tx/s
-                apply (execute on store, signatures trusted + append):  \(rate(applyTrustedPerSecond)) tx/s
-                append alone (one SQLite transaction + fsync per block): \(rate(appendPerSecond)) tx/s
-                verify (all cores):  \(rate(verifyParallelPerSecond)) tx/s, \(WriteChainTool.format(verifyParallelSeconds)) s
-                verify (one core):   \(rate(verifySequentialPerSecond)) tx/s, \(WriteChainTool.format(verifySequentialSeconds)) s
+                \(blocks) blocks × \(transactionsPerBlock) transactions
+                \(line("apply, signatures verified (execute on store + append)", applyVerifying))
+                \(line("apply, signatures trusted  (execute on store + append)", applyTrusted))
+                append alone: \(WriteChainTool.format(appendMillisecondsPerBlock)) ms wall per block (one SQLite transaction, fsync)
+                \(line("verify, all cores", verifyParallel))
+                \(line("verify, one core ", verifySequential))
                 """
         }
+    }
+
+    /// CPU time of this process so far (all threads).
+    public static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// Writes two chains of `blocks` blocks into `directory` (one executing with signature checks,
     /// one trusting them), then verifies the first one twice (all cores, one core).
     public static func run(directory: String, blocks: Int, transactionsPerBlock: Int, seed: UInt64 = 1) throws -> Figures {
-        let verifying = try WriteChainTool.run(path: directory + "/bench-verify.sqlite", blocks: blocks, transactionsPerBlock: transactionsPerBlock,
-                                               seed: seed, signatures: .verify, progressEvery: .max) { _ in }
-        let trusted = try WriteChainTool.run(path: directory + "/bench-trusted.sqlite", blocks: blocks, transactionsPerBlock: transactionsPerBlock,
-                                             seed: seed, signatures: .trusted, progressEvery: .max) { _ in }
-        let genesis = WriteChainTool.consortium(suppliers: WriteChainTool.defaultSuppliers).genesis
-        let parallel = try LedgerVerifier(options: .init(parallelSignatures: true)).verify(path: directory + "/bench-verify.sqlite", genesis: genesis)
-        let sequential = try LedgerVerifier(options: .init(parallelSignatures: false)).verify(path: directory + "/bench-verify.sqlite", genesis: genesis)
-        guard parallel.isValid, sequential.isValid else {
-            throw StoreError(.corrupt, "the benchmark chain did not verify: \(parallel.summary)")
+        func applying(_ name: String, _ policy: BlockExecutor.SignaturePolicy) throws -> (Phase, ChainWriter.Timings) {
+            let cpu = processCPUSeconds()
+            let timings = try WriteChainTool.run(path: directory + "/\(name).sqlite", blocks: blocks, transactionsPerBlock: transactionsPerBlock,
+                                                 seed: seed, signatures: policy, progressEvery: .max) { _ in }
+            let wall = WriteChainTool.seconds(timings.execute + timings.append)
+            // CPU of generating and certifying is not the validator's: take it out in proportion to its wall share.
+            let all = WriteChainTool.seconds(timings.generate + timings.execute + timings.certify + timings.append)
+            let applyShare = all > 0 ? wall / all : 1
+            return (Phase(transactions: timings.transactions, wallSeconds: wall, cpuSeconds: (processCPUSeconds() - cpu) * applyShare), timings)
         }
-        func perSecond(_ count: Int, _ duration: Duration) -> Double { Double(count) / max(WriteChainTool.seconds(duration), 1e-9) }
-        return Figures(blocks: blocks, transactions: verifying.transactions,
-                       applyVerifyingPerSecond: perSecond(verifying.transactions, verifying.execute + verifying.append),
-                       applyTrustedPerSecond: perSecond(trusted.transactions, trusted.execute + trusted.append),
-                       appendPerSecond: perSecond(trusted.transactions, trusted.append),
-                       verifyParallelPerSecond: Double(parallel.transactions) / parallel.seconds,
-                       verifySequentialPerSecond: Double(sequential.transactions) / sequential.seconds,
-                       verifyParallelSeconds: parallel.seconds, verifySequentialSeconds: sequential.seconds)
+        let (verifying, _) = try applying("bench-verify", .verify)
+        let (trusted, trustedTimings) = try applying("bench-trusted", .trusted)
+        let genesis = WriteChainTool.consortium(suppliers: WriteChainTool.defaultSuppliers).genesis
+        func verification(parallel: Bool) throws -> Phase {
+            let cpu = processCPUSeconds()
+            let report = try LedgerVerifier(options: .init(parallelSignatures: parallel)).verify(path: directory + "/bench-verify.sqlite", genesis: genesis)
+            guard report.isValid else { throw StoreError(.corrupt, "the benchmark chain did not verify: \(report.summary)") }
+            return Phase(transactions: report.transactions, wallSeconds: report.seconds, cpuSeconds: processCPUSeconds() - cpu)
+        }
+        return Figures(blocks: blocks, transactionsPerBlock: transactionsPerBlock, applyVerifying: verifying, applyTrusted: trusted,
+                       verifyParallel: try verification(parallel: true), verifySequential: try verification(parallel: false),
+                       appendMillisecondsPerBlock: WriteChainTool.seconds(trustedTimings.append) * 1000 / Double(max(blocks, 1)))
     }
 }
