@@ -62,6 +62,14 @@ func simulatorMixedFaults(chunk: Int) {
     #expect(report.viewChanges == 0 && report.misbehaviourReports == 0)
 }
 
+@Test(arguments: [11, 12, 13, 14] as [UInt64])
+func mixedFaultsWithRealEd25519Signatures(seed: UInt64) {
+    var configuration = SimulationConfiguration.mixed(seed: seed, nodes: 4)
+    configuration.realSignatures = true
+    let report = runSeed(configuration)
+    #expect(report.passed, "\(report)")
+}
+
 @Test func sevenNodesWithTwoByzantineReplicasStaySafeAndLive() {
     var plan = FaultPlan(nodes: 7, end: 3_000)
     plan.byzantine = [0: .equivocatingPrimary, 4: .doubleVoter]

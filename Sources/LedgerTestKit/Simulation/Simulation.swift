@@ -23,6 +23,9 @@ public struct SimulationConfiguration: Sendable {
     public var maxSteps: Int
     /// Keep a readable trace of every event (used when replaying a failing seed).
     public var trace: Bool
+    /// Sign with real Ed25519 instead of the ideal-signature stand-in (`SimulationSuite`); about
+    /// ten times slower per step, so for a few seeds only.
+    public var realSignatures: Bool = false
 
     public static let defaultConsensus = ConsensusParameters(checkpointInterval: 4, watermarkWindow: 8, maxBlockTransactions: 16,
                                                              viewChangeTimeoutMilliseconds: 300, maxViewChangeTimeoutMilliseconds: 2_400,
@@ -115,7 +118,7 @@ public final class Simulation {
 
     public init(_ configuration: SimulationConfiguration) {
         self.configuration = configuration
-        suite = SimulationSuite()
+        suite = configuration.realSignatures ? Ed25519SHA256Suite() : SimulationSuite()
         consortium = TestConsortium(suite: suite, validators: configuration.nodes, chainID: "scf-sim",
                                     consensus: configuration.consensus)
         random = SimulationRandom(seed: configuration.seed)
