@@ -333,7 +333,10 @@ public struct Replica: Sendable {
         }
         timerArmed = false
         if let target = viewChangeTarget {
-            let joined = latestViewChange.values.reduce(0) { $0 + ($1.newView == target ? 1 : 0) } >= quorum
+            // A quorum has given up on the views before `target` (replicas already asking for a
+            // later view count too: they left this one), so a primary that does not deliver a
+            // NEW-VIEW is skipped. Counting exact matches only deadlocked a replica that had moved on.
+            let joined = latestViewChange.values.reduce(0) { $0 + ($1.newView >= target ? 1 : 0) } >= quorum
             if joined && timerStage >= 1 {
                 startViewChange(to: target.next, into: &out)
             } else {
@@ -416,10 +419,20 @@ public struct Replica: Sendable {
                 sentPrepares[proposal.height.value] = proposal
             }
             if viewChangeTarget == nil {
-                // Re-enter what this replica proposed or prepared in the current view, to finish those heights.
+                // Re-enter the current view's re-proposals (a restarted new primary must not
+                // propose other blocks at those heights), then what this replica proposed or
+                // prepared in the view, to finish those heights.
+                if let newView = lastNewView, newView.view == view {
+                    let decision = ViewChangeDecision(viewChanges: newView.viewChanges)
+                    for (certificate, proposal) in zip(decision.chain, newView.proposals) where certificate.height > head.height {
+                        var slot = Slot(prePrepare: PrePrepare(block: certificate.prePrepare.block, proposal: proposal))
+                        slot.carriedOver = true
+                        slots[certificate.height.value] = slot
+                    }
+                }
                 for proposal in persisted.ownProposals where proposal.view == view && proposal.height > head.height {
                     ownProposals[proposal.height.value] = proposal
-                    var slot = Slot(prePrepare: proposal)
+                    var slot = slots[proposal.height.value] ?? Slot(prePrepare: proposal)
                     slot.carriedOver = true
                     slots[proposal.height.value] = slot
                 }

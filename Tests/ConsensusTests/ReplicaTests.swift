@@ -435,4 +435,62 @@ func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = m
         #expect(cluster.outcomes.contains { $0.node == 3 && $0.outcome == .ignored(.futureView) })
         #expect(cluster.chainsAgree())
     }
+
+    /// Long-run seed 4985 (n = 7): a new primary crashed after its NEW-VIEW and, restarted, had
+    /// forgotten the re-proposals it had signed, so it signed another block for one of those heights.
+    @Test func aRestartedNewPrimaryKeepsItsReproposals() throws {
+        var cluster = Cluster()
+        cluster.submitNew()
+        cluster.run(drop: { _, _, message in isCommit(message) })
+        let prepared = try #require(cluster.persisted[2]?.prepared.first)
+        cluster.crash(0)
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run(drop: { _, _, message in isCommit(message) })
+        for index in 1..<4 { cluster.fireTimer(index) }
+        cluster.run(drop: { from, _, message in from == 1 && isNewView(message) })   // the NEW-VIEW is lost
+        #expect(cluster.replicas[1].view == 1 && cluster.replicas[1].inFlightHeights == [1])
+        cluster.crash(1)
+        cluster.network.removeAll { $0.from == 1 }
+        cluster.restart(1)
+        #expect(cluster.replicas[1].inFlightHeights == [1])
+        let transaction = cluster.submitNew(to: [1])
+        cluster.run()
+        for index in 1..<4 {
+            #expect(cluster.chains[index].first?.block.hash(suite: cluster.consortium.suite) == prepared.blockHash)
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(!cluster.reports.contains { if case .equivocation = $0.evidence { true } else { false } })
+        #expect(cluster.chainsAgree())
+    }
+
+    /// Long-run seed 7089 (n = 4): with a silent primary for view 1, one replica moved on to view 2
+    /// and the other two, counting only view-change messages for exactly view 1, never saw a
+    /// quorum to move on themselves: a deadlock. Replicas asking for later views now count.
+    @Test func replicasThatMovedToALaterViewStillCountForLeavingThisOne() {
+        var cluster = Cluster()
+        cluster.crash(1)    // the primary of view 1 never speaks
+        cluster.crash(0)
+        let transaction = cluster.submitNew(to: [2, 3])
+        for _ in 0..<2 {
+            for index in [2, 3] { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        #expect(cluster.replicas[2].viewChangeTarget == 1 && cluster.replicas[3].viewChangeTarget == 1)
+        cluster.restart(0)
+        for index in [2, 3] { cluster.fireTimer(index) }   // retransmitted view changes bring v0 along
+        cluster.run()
+        #expect(cluster.replicas[0].viewChangeTarget == 1)
+        cluster.fireTimer(2)                                 // v2 gives up on view 1 first
+        cluster.run()
+        #expect(cluster.replicas[2].viewChangeTarget == 2)
+        for _ in 0..<3 {
+            for index in [0, 3] { cluster.fireTimer(index) }
+            cluster.run()
+        }
+        for index in [0, 2, 3] {
+            #expect(cluster.replicas[index].view == 2 && cluster.replicas[index].viewChangeTarget == nil)
+            #expect(cluster.applications[index].committedIDs.contains(transaction.id))
+        }
+        #expect(cluster.chainsAgree())
+    }
 }
