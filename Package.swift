@@ -7,6 +7,7 @@ import PackageDescription
 //   LedgerCore, Consensus, LedgerStore <- LedgerTestKit (simulator, fixtures)
 //   LedgerCore  <- PeerNetwork (SwiftNIO TCP + mutual TLS between validators)
 //   Consensus, LedgerStore, PeerNetwork <- LedgerNode (the shell that runs a replica)
+//   LedgerNode  <- LedgerAPI (HTTP/JSON client API, Hummingbird)
 //   everything  <- scf (the one executable)
 let package = Package(
     name: "scf-ledger",
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "LedgerStore", targets: ["LedgerStore"]),
         .library(name: "PeerNetwork", targets: ["PeerNetwork"]),
         .library(name: "LedgerNode", targets: ["LedgerNode"]),
+        .library(name: "LedgerAPI", targets: ["LedgerAPI"]),
         .library(name: "LedgerTestKit", targets: ["LedgerTestKit"]),
     ],
     dependencies: [
@@ -26,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -43,6 +46,10 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
         ]),
         .target(name: "LedgerNode", dependencies: ["LedgerCore", "Consensus", "LedgerStore", "PeerNetwork"]),
+        .target(name: "LedgerAPI", dependencies: [
+            "LedgerCore", "LedgerStore", "LedgerNode",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .target(name: "LedgerTestKit", dependencies: ["LedgerCore", "Consensus", "LedgerStore"]),
         .executableTarget(name: "scf", dependencies: [
             "LedgerCore", "LedgerStore", "Consensus",
@@ -55,7 +62,10 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "LedgerTestKit"]),
-        .testTarget(name: "LedgerNodeTests", dependencies: ["LedgerNode", "LedgerTestKit"]),
+        .testTarget(name: "LedgerNodeTests", dependencies: [
+            "LedgerNode", "LedgerAPI", "LedgerTestKit",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "PeerNetworkTests", dependencies: [
             "PeerNetwork", "LedgerTestKit",
             .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -166,7 +166,7 @@ public final class ValidatorNode: @unchecked Sendable {
         if current != .pending && current != .unknown { return current }
         return await withCheckedContinuation { continuation in
             queue.async { [self] in
-                let now = status(of: id)
+                let now = statusOnQueue(of: id)
                 if now != .pending && now != .unknown {
                     continuation.resume(returning: now)
                     return
@@ -185,14 +185,16 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Where a transaction stands on this node.
     public func status(of id: Hash) -> TransactionStatus {
+        queue.sync { statusOnQueue(of: id) }
+    }
+
+    func statusOnQueue(of id: Hash) -> TransactionStatus {
         if let stored = try? store.transaction(id: id) {
             if let rejection = stored.receipt.rejection { return .rejected(height: stored.height, rejection) }
             return .committed(height: stored.height)
         }
-        return queue.sync {
-            if let rejection = dropped[id] { return .rejected(height: nil, rejection) }
-            return pending.contains(id) ? .pending : .unknown
-        }
+        if let rejection = dropped[id] { return .rejected(height: nil, rejection) }
+        return pending.contains(id) ? .pending : .unknown
     }
 
     public struct Status: Sendable {

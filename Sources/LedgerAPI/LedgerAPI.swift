@@ -1,0 +1,329 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerNode
+import LedgerStore
+
+/// The client API of a node: HTTP/JSON, described by the OpenAPI document at `/openapi.json`.
+///
+/// Writes go through the node's admission checks (signature by a registered member, chain id,
+/// nonce not yet used, pool capacity); reads come from the node's committed ledger. Every error
+/// is a 4xx/5xx with `{"error": {"code", "message"}}`; a refused request changes nothing.
+public struct LedgerAPI: Sendable {
+    public let node: ValidatorNode
+    /// Names of the validators this node is connected to (from the transport).
+    public var peersConnected: @Sendable () -> [String]
+    /// Largest request body accepted.
+    public var maxBodyBytes = 1 << 20
+
+    public init(node: ValidatorNode, peersConnected: @escaping @Sendable () -> [String] = { [] }) {
+        self.node = node
+        self.peersConnected = peersConnected
+    }
+
+    var store: LedgerStore { node.store }
+    var genesis: Genesis { node.configuration.genesis }
+    var suite: any CryptoSuite { node.configuration.suite }
+
+    /// The routes, for an `Application` or for tests.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            if let halted = node.nodeStatus.halted {
+                return try json(ErrorBody(error: .init(code: "halted", message: halted)), status: .serviceUnavailable)
+            }
+            return try json(["status": "ok"])
+        }
+        router.get("/openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics())))
+        }
+        router.get("/v1/status") { _, _ in try json(status()) }
+        router.post("/v1/transactions") { request, context in try await submit(request, context: context) }
+        router.get("/v1/transactions/:id") { _, context in try json(transactionView(try hashParameter(context, "id"))) }
+        router.get("/v1/receivables") { request, _ in try json(try listRoots(request)) }
+        router.get("/v1/receivables/:id") { _, context in try json(try receivable(ReceivableID(try hashParameter(context, "id")))) }
+        router.get("/v1/fragments") { request, _ in try json(try listFragments(request)) }
+        router.get("/v1/fragments/:id") { _, context in try json(try fragment(FragmentID(try hashParameter(context, "id")))) }
+        router.get("/v1/blocks/:height") { _, context in try json(try block(try heightParameter(context))) }
+        router.get("/v1/blocks/:height/proofs/:id") { _, context in
+            try json(try proof(height: try heightParameter(context), id: try hashParameter(context, "id")))
+        }
+        return router
+    }
+
+    // MARK: Handlers
+
+    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes")
+        }
+        let submission: SubmitRequest
+        do {
+            submission = try JSONDecoder().decode(SubmitRequest.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"transaction\": \"<hex>\"} as written by `scf tx … --out FILE`: \(error)")
+        }
+        guard let bytes = [UInt8](hex: submission.transaction) else {
+            throw APIError(.badRequest, "malformedTransaction", "the transaction field must be hex")
+        }
+        let transaction: SignedTransaction
+        do {
+            transaction = try SignedTransaction(wireBytes: bytes, suite: suite)
+        } catch {
+            throw APIError(.badRequest, "malformedTransaction", "the transaction does not decode: \(error)")
+        }
+        if let rejection = node.submit(transaction) {
+            return try json(view(transaction, .rejected(height: nil, rejection)), status: rejection.code == .replayed ? .conflict : .unprocessableContent)
+        }
+        let wait = request.uri.queryParameters.get("wait").map { $0 == "true" || $0 == "1" } ?? false
+        guard wait else { return try json(view(transaction, node.status(of: transaction.id)), status: .accepted) }
+        let seconds = request.uri.queryParameters.get("timeout").flatMap(Double.init).map { min(max($0, 0.1), 60) } ?? 10
+        let outcome = await node.waitForOutcome(of: transaction.id, timeout: .milliseconds(Int(seconds * 1000)))
+        switch outcome {
+        case .committed: return try json(view(transaction, outcome), status: .ok)
+        case .rejected: return try json(view(transaction, outcome), status: .unprocessableContent)
+        default: return try json(view(transaction, outcome), status: .accepted)
+        }
+    }
+
+    func view(_ transaction: SignedTransaction, _ status: ValidatorNode.TransactionStatus) -> TransactionView {
+        var view = transactionView(transaction.id, status: status)
+        view.signer = transaction.body.signer
+        view.nonce = transaction.body.nonce
+        view.kind = transaction.body.operation.kind
+        return view
+    }
+
+    func transactionView(_ id: Hash, status given: ValidatorNode.TransactionStatus? = nil) -> TransactionView {
+        let status = given ?? node.status(of: id)
+        var view = TransactionView(id: id, status: "unknown")
+        switch status {
+        case .pending: view.status = "pending"
+        case .committed(let height): view.status = "committed"; view.height = height
+        case .rejected(let height, let rejection):
+            view.status = "rejected"; view.height = height; view.code = rejection.code.rawValue; view.message = rejection.message
+        case .unknown: view.status = "unknown"
+        }
+        if let stored = try? store.transaction(id: id) {
+            view.signer = stored.transaction.body.signer
+            view.nonce = stored.transaction.body.nonce
+            view.kind = stored.transaction.body.operation.kind
+        }
+        return view
+    }
+
+    func status() -> StatusView {
+        let status = node.nodeStatus
+        let validators = genesis.validatorSet
+        return StatusView(chainID: genesis.chainID, genesisHash: genesis.hash(suite: suite), cryptoSuite: suite.id.rawValue,
+                          validator: validators.validator(at: node.configuration.me)?.name ?? "?", height: status.height,
+                          headHash: status.headHash, view: status.view, primary: validators.validator(at: status.primary)?.name ?? "?",
+                          isPrimary: status.isPrimary, pendingTransactions: status.pooled, catchingUp: status.catchingUp,
+                          peersConnected: peersConnected(), halted: status.halted)
+    }
+
+    func receivable(_ id: ReceivableID) throws -> ReceivableDetail {
+        guard let root = try store.root(id) else { throw APIError(.notFound, "unknownReceivable", "no receivable \(id) on this ledger") }
+        let fragments = try store.fragments(ofRoot: id).sorted { ($0.generation, $0.id) < ($1.generation, $1.id) }
+        var financing: [FinancingView] = []
+        for fragment in fragments { financing += try store.financingRequests(fragment: fragment.id).map(FinancingView.init) }
+        var ids = [id.hash] + [root.confirmationTx].compactMap { $0 } + fragments.map(\.createdBy)
+        ids += financing.flatMap { [$0.id] + [$0.decisionTx].compactMap { $0 } }
+        var seen = Set<Hash>()
+        var history: [StoredTransaction] = []
+        for transactionID in ids where seen.insert(transactionID).inserted {
+            if let stored = try store.transaction(id: transactionID) { history.append(stored) }
+        }
+        for stored in try settlementsAndFreezes(of: root, fragments: fragments) where seen.insert(stored.transaction.id).inserted {
+            history.append(stored)
+        }
+        history.sort { ($0.height, $0.position) < ($1.height, $1.position) }
+        return ReceivableDetail(receivable: RootView(root), fragments: fragments.map { FragmentView($0, currency: root.currency) },
+                                financing: financing, history: history.map(HistoryEntry.init))
+    }
+
+    /// Settlements are signed by the debtor, freezes by operators and regulators: find theirs that name this root or its fragments.
+    func settlementsAndFreezes(of root: ReceivableRoot, fragments: [Fragment]) throws -> [StoredTransaction] {
+        let fragmentIDs = Set(fragments.map(\.id))
+        var out: [StoredTransaction] = []
+        var signers = [root.debtor]
+        signers += genesis.members.filter { $0.roles.contains(.operator_) || $0.roles.contains(.regulator) }.map(\.id)
+        for holder in Set(fragments.map(\.holder)) { signers.append(holder) }
+        for signer in Set(signers).sorted() {
+            for stored in try store.transactions(signedBy: signer, limit: 10_000) {
+                switch stored.transaction.body.operation {
+                case .settle(let id, _, _) where id == root.id: out.append(stored)
+                case .freeze(let id, _), .unfreeze(let id, _), .writeOff(let id, _):
+                    if fragmentIDs.contains(id) { out.append(stored) }
+                case .replaceInvoice(let id, _, _) where id == root.id: out.append(stored)
+                default: break
+                }
+            }
+        }
+        return out
+    }
+
+    func fragment(_ id: FragmentID) throws -> FragmentDetail {
+        guard let fragment = try store.fragment(id), let root = try store.root(fragment.root) else {
+            throw APIError(.notFound, "unknownFragment", "no fragment \(id) on this ledger")
+        }
+        var steps: [ProvenanceStep] = []
+        var current: Fragment? = fragment
+        while let step = current {
+            steps.append(ProvenanceStep(fragment: FragmentView(step, currency: root.currency),
+                                        createdBy: try store.transaction(id: step.createdBy).map(HistoryEntry.init)))
+            current = try step.parent.flatMap { try store.fragment($0) }
+        }
+        return FragmentDetail(fragment: FragmentView(fragment, currency: root.currency), provenance: steps, receivable: RootView(root))
+    }
+
+    func listFragments(_ request: Request) throws -> [FragmentView] {
+        let query = request.uri.queryParameters
+        let limit = min(query.get("limit").flatMap(Int.init) ?? 100, 1_000)
+        let state = try query.get("state").map { text -> FragmentState in
+            guard let state = FragmentState.allCases.first(where: { $0.description == text }) else {
+                throw APIError(.badRequest, "badQuery", "state must be one of \(FragmentState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            return state
+        }
+        let fragments: [Fragment]
+        if let holder = query.get("holder") {
+            guard let member = MemberID(holder) else { throw APIError(.badRequest, "badQuery", "\"\(holder)\" is not a member id") }
+            fragments = try store.fragments(heldBy: member, in: state.map { [$0] }, limit: limit)
+        } else if let state {
+            fragments = try store.fragments(in: state, limit: limit)
+        } else {
+            throw APIError(.badRequest, "badQuery", "give holder= and/or state=")
+        }
+        var currencies: [ReceivableID: CurrencyCode] = [:]
+        return try fragments.map { fragment in
+            if currencies[fragment.root] == nil { currencies[fragment.root] = try store.root(fragment.root)?.currency ?? .cny }
+            return FragmentView(fragment, currency: currencies[fragment.root]!)
+        }
+    }
+
+    func listRoots(_ request: Request) throws -> [RootView] {
+        let query = request.uri.queryParameters
+        let limit = min(query.get("limit").flatMap(Int.init) ?? 100, 1_000)
+        let status = try query.get("status").map { text -> RootStatus in
+            guard let status = RootStatus.allCases.first(where: { $0.description == text }) else {
+                throw APIError(.badRequest, "badQuery", "status must be one of \(RootStatus.allCases.map(\.description).joined(separator: ", "))")
+            }
+            return status
+        }
+        func member(_ name: String) throws -> MemberID? {
+            guard let text = query.get(name) else { return nil }
+            guard let id = MemberID(text) else { throw APIError(.badRequest, "badQuery", "\"\(text)\" is not a member id") }
+            return id
+        }
+        func date(_ name: String) throws -> BusinessDate? {
+            guard let text = query.get(name) else { return nil }
+            guard let date = BusinessDate(text) else { throw APIError(.badRequest, "badQuery", "\(name) must be YYYY-MM-DD") }
+            return date
+        }
+        let roots: [ReceivableRoot]
+        if let debtor = try member("debtor") {
+            roots = try store.roots(debtor: debtor, status: status, limit: limit)
+        } else if let creditor = try member("creditor") {
+            roots = try store.roots(creditor: creditor, status: status, limit: limit)
+        } else if let from = try date("maturingFrom") {
+            roots = try store.roots(maturingFrom: from, through: try date("maturingTo") ?? from.adding(days: 366), status: status, limit: limit)
+        } else if let status {
+            roots = try store.roots(status: status, limit: limit)
+        } else {
+            throw APIError(.badRequest, "badQuery", "give debtor=, creditor=, maturingFrom= (and maturingTo=) or status=")
+        }
+        return roots.map(RootView.init)
+    }
+
+    func block(_ height: Height) throws -> BlockView {
+        guard let committed = try store.block(at: height) else {
+            throw APIError(.notFound, "unknownBlock", "no block \(height); the head is \(store.tip.height)")
+        }
+        return BlockView(height: height, hash: committed.certificate.blockHash, header: committed.block.header,
+                         transactions: committed.block.transactions.map(\.id), certificate: committed.certificate)
+    }
+
+    func proof(height: Height, id: Hash) throws -> InclusionProofView {
+        guard let committed = try store.block(at: height) else { throw APIError(.notFound, "unknownBlock", "no block \(height)") }
+        guard let index = committed.block.transactions.firstIndex(where: { $0.id == id }),
+              let stored = try store.transaction(id: id), stored.height == height else {
+            throw APIError(.notFound, "unknownTransaction", "transaction \(id) is not in block \(height)")
+        }
+        let leaves = committed.block.transactions.map { $0.merkleLeaf(suite: suite) }
+        let receipts = try store.transactions(inBlock: height).sorted { $0.position < $1.position }.map(\.receipt)
+        guard let transactionProof = MerkleTree.proof(leaves: leaves, index: index, suite: suite),
+              let receiptProof = MerkleTree.proof(leaves: receipts.map { $0.merkleLeaf(suite: suite) }, index: index, suite: suite) else {
+            throw APIError(.internalServerError, "internal", "could not build the proof")
+        }
+        return InclusionProofView(transaction: id, height: height, blockHash: committed.certificate.blockHash, header: committed.block.header,
+                                  certificate: committed.certificate, transactionBytes: committed.block.transactions[index].wireBytes.hexString,
+                                  transactionProof: transactionProof, receipt: stored.receipt, receiptProof: receiptProof)
+    }
+
+    func metrics() -> String {
+        let status = node.nodeStatus
+        return """
+        # HELP scf_block_height Height of the last committed block.
+        # TYPE scf_block_height gauge
+        scf_block_height \(status.height.value)
+        # HELP scf_consensus_view Current PBFT view.
+        # TYPE scf_consensus_view gauge
+        scf_consensus_view \(status.view.value)
+        # HELP scf_pending_transactions Transactions admitted and not yet committed.
+        # TYPE scf_pending_transactions gauge
+        scf_pending_transactions \(status.pooled)
+        # HELP scf_peers_connected Validators this node is connected to.
+        # TYPE scf_peers_connected gauge
+        scf_peers_connected \(peersConnected().count)
+        # HELP scf_halted 1 if the node stopped on a storage failure.
+        # TYPE scf_halted gauge
+        scf_halted \(status.halted == nil ? 0 : 1)
+
+        """
+    }
+
+    // MARK: Helpers
+
+    func hashParameter(_ context: BasicRequestContext, _ name: String) throws -> Hash {
+        let text = context.parameters.get(name) ?? ""
+        guard let hash = Hash(hex: text) else { throw APIError(.badRequest, "badId", "\"\(text)\" is not a 64-character hex id") }
+        return hash
+    }
+
+    func heightParameter(_ context: BasicRequestContext) throws -> Height {
+        let text = context.parameters.get("height") ?? ""
+        guard let value = UInt64(text), value > 0 else { throw APIError(.badRequest, "badHeight", "\"\(text)\" is not a block height (1 or more)") }
+        return Height(value)
+    }
+}
+
+/// A JSON response with sorted keys, so the same answer is the same bytes on every node.
+func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// An API error: a status and `{"error": {"code", "message"}}`.
+struct APIError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        try json(ErrorBody(error: .init(code: code, message: message)), status: status)
+    }
+}
