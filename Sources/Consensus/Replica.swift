@@ -49,7 +49,12 @@ import LedgerCore
 // and reset when a block commits. f+1 view changes for higher views make a replica join the
 // (f+1)-th highest of them. The primary of the new view collects 2f+1 view changes, and broadcasts
 // NEW-VIEW with them and its signed re-proposals; every replica recomputes the re-proposals from
-// the view changes (`ViewChangeDecision`) and refuses a new view that differs.
+// the view changes (`ViewChangeDecision`) and refuses a new view that differs. While changing to
+// view w, a replica retransmits its VIEW-CHANGE on each expiry and moves on to w+1 only on the
+// second expiry after a quorum has left the older views (replicas already asking for a later view
+// count). Pre-prepares, prepares and commits of a view not yet installed are buffered (bounded,
+// per sender) and replayed when it is. Replicas that already committed a re-proposed block vote
+// for it again in the new view, so the replicas still missing it can commit it there.
 //
 // ## State transfer
 // A replica that learns that blocks above its head are committed (a stable checkpoint, a commit
@@ -76,7 +81,13 @@ import LedgerCore
 // - No client replies or read-only optimisation: clients learn commitment from committed blocks.
 // - View changes carry whole prepared blocks rather than digests (no separate fetch).
 // - A lone replica never escalates past a view change that no quorum joined; it retransmits and
-//   is answered with the current NEW-VIEW by replicas already in that view or later.
+//   is answered with the current NEW-VIEW by replicas already in that view or later (so NEW-VIEW
+//   may be relayed by any replica; the new primary's signature is what makes it valid).
+// - A backup's timer first tries retransmission and catch-up before it blames the primary.
+// - Besides its prepared certificates, a replica persists the blocks it proposed as primary and
+//   the proposal it prepared per height, and rebuilds the current view's re-proposals from the
+//   persisted NEW-VIEW after a restart, so a restart never makes it sign two blocks for one
+//   (view, height) — the paper's replicas keep their whole log in stable storage instead.
 //
 // ## What it assumes
 // At most f Byzantine validators; authenticated links (the `from` of `onMessage` is the peer the
