@@ -100,15 +100,11 @@ func mixedFaultsWithRealEd25519Signatures(seed: UInt64) {
     #expect(report.stateTransfers > 0)
 }
 
-// MARK: - Regressions: each seed the simulator once failed, by what it found.
-
-/// A forger served corrupted certificates for catch-up and the two replicas missing block 3 could
-/// neither fetch it nor get it prepared again: replicas that had committed a re-proposed block
-/// skipped it in the new view. Now they vote for it again, and catch-up asks every peer.
-@Test func regressionSeed504ReproposedBlockNeedsVotesFromReplicasThatCommittedIt() {
-    let report = runSeed(.mixed(seed: 504, nodes: 4))
-    #expect(report.passed, "\(report)")
-}
+// MARK: - Regressions: every seed the simulator ever failed on, named by what it found.
+//
+// Seeds found before the simulator's fault generator last changed (everything below 4985) no
+// longer replay their original draws, so each of those findings also has a hand-shuttled replica
+// test in `SimulatorFindings` that pins the scenario; the seeds stay as extra coverage.
 
 /// NEW-VIEW answers to a lagging replica are relayed by a replica that is not the new view's
 /// primary; they were refused as "claims another sender" and honest relays were accused.
@@ -122,6 +118,30 @@ func regressionRelayedNewViewIsAccepted(seed: UInt64) {
 /// up: two signed blocks for one (view, height) from an honest primary.
 @Test(arguments: [140, 146, 148, 164, 219] as [UInt64])
 func regressionPrimaryProposesOnlyOnAValidatedChain(seed: UInt64) {
+    let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
+    #expect(report.passed, "\(report)")
+}
+
+/// A forger served corrupted certificates for catch-up and the two replicas missing block 3 could
+/// neither fetch it nor get it prepared again: replicas that had committed a re-proposed block
+/// skipped it in the new view. Now they vote for it again, and catch-up asks every peer.
+@Test func regressionSeed504ReproposedBlockNeedsVotesFromReplicasThatCommittedIt() {
+    let report = runSeed(.mixed(seed: 504, nodes: 4))
+    #expect(report.passed, "\(report)")
+}
+
+/// n = 7: a new primary's first pre-prepares overtook its NEW-VIEW and were dropped as future-view.
+@Test func regressionSeed2060PrePrepareOvertakesNewView() {
+    let report = runSeed(.mixed(seed: 2060, nodes: 7))
+    #expect(report.passed, "\(report)")
+}
+
+/// Found by the 20000-seed run with the current fault generator (these replay exactly).
+/// 4985 (n = 7) and 9409 (n = 4): a new primary restarted after its NEW-VIEW and signed a second
+/// block for a height it had re-proposed. 7089 (n = 4): a silent primary of view 1 plus one
+/// replica already asking for view 2 deadlocked the view change.
+@Test(arguments: [4985, 7089, 9409] as [UInt64])
+func regressionLongRunSeeds(seed: UInt64) {
     let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
     #expect(report.passed, "\(report)")
 }
