@@ -52,7 +52,8 @@ let package = Package(
         ]),
         .target(name: "LedgerTestKit", dependencies: ["LedgerCore", "Consensus", "LedgerStore"]),
         .executableTarget(name: "scf", dependencies: [
-            "LedgerCore", "LedgerStore", "Consensus",
+            "LedgerCore", "LedgerStore", "Consensus", "LedgerNode", "LedgerAPI", "PeerNetwork",
+            .product(name: "Hummingbird", package: "hummingbird"),
             // The hidden `scf dev` tools (chain writer, store benchmark) drive LedgerTestKit's
             // workload generator; the crash-safety test kills `scf dev write-chain` mid-write.
             "LedgerTestKit",

@@ -342,6 +342,7 @@ public final class ValidatorNode: @unchecked Sendable {
         guard let current = catchUp else { return }
         current.retry.cancel()
         catchUp = nil
+        // An empty answer: that peer has nothing above our head.
         guard let first = blocks.first, let last = blocks.last else { return }
         emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: peer))
         perform(replica.onCommittedBlocks(blocks, now: now, application: &application))
@@ -358,7 +359,7 @@ public final class ValidatorNode: @unchecked Sendable {
                 blocks.append(block)
                 height = height.next
             }
-            guard !blocks.isEmpty else { return }
+            // Answer even when there is nothing to send, so the asker does not wait for a timeout.
             let frame = NodeMessage.blocks(blocks).wireBytes
             queue.async { [self] in links?.send(frame, to: peer) }
         }

@@ -1,0 +1,223 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LedgerAPI
+import LedgerCore
+import LedgerNode
+import LedgerStore
+import PeerNetwork
+
+/// A node's configuration file (JSON). Relative paths are relative to the file's directory.
+struct NodeConfig: Codable {
+    struct TLS: Codable {
+        var certificate: String
+        var privateKey: String
+        var ca: String
+    }
+    /// The validator's name in genesis.
+    var validator: String
+    var genesis: String
+    var dataDirectory: String
+    /// The validator's consensus key file (mode 0600).
+    var consensusKey: String
+    /// host:port for the other validators (TCP, mutual TLS).
+    var listen: String
+    /// host:port for the client API (HTTP/JSON).
+    var api: String
+    /// Every other validator's name and host:port.
+    var peers: [String: String]
+    var tls: TLS
+
+    static func load(_ path: String) throws -> (NodeConfig, URL) {
+        let config = try Files.decodeJSON(NodeConfig.self, from: path, what: "node configuration")
+        return (config, URL(fileURLWithPath: path).deletingLastPathComponent())
+    }
+
+    static func resolve(_ path: String, against base: URL) -> String {
+        path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    static func address(_ text: String, what: String) throws -> PeerAddress {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw CLIError("\(what) \"\(text)\" must be host:port")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return PeerAddress(host: host, port: port)
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run a validator node, or write its configuration.",
+        subcommands: [Init.self, Start.self]
+    )
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a node's configuration file (and its consensus key, unless one exists).",
+            discussion: """
+            The TLS certificate comes from the consortium's CA: `scf network issue` makes it (see README,
+            "Running a real consortium"). Paths are written relative to the configuration file.
+            """
+        )
+        @Option(help: "Where to write the configuration.") var out: String
+        @Option(help: "The validator's name in genesis.") var validator: String
+        @Option(help: "The genesis file.") var genesis: String
+        @Option(help: "The consensus key file (created if missing).") var key: String
+        @Option(help: "Data directory.") var data: String
+        @Option(help: "host:port to listen on for validators.") var listen: String
+        @Option(help: "host:port for the client API.") var api: String
+        @Option(help: "Another validator as NAME=host:port (repeat for each).") var peer: [String] = []
+        @Option(help: "Directory holding this node's TLS files (NAME.crt, NAME.key, ca.crt).") var tlsDir: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let (genesisValue, suite) = try Genesisfile.load(genesis)
+                guard genesisValue.validatorSet.index(named: validator) != nil else {
+                    throw CLIError("genesis has no validator named \(validator); its validators are \(genesisValue.validators.map(\.name).joined(separator: ", "))")
+                }
+                if !FileManager.default.fileExists(atPath: key) {
+                    var generator = SystemRandomNumberGenerator()
+                    let privateKey = try suite.privateKey(seed: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+                    let file = KeyFile(suite: suite.id, privateKey: privateKey.rawRepresentation.hexString,
+                                       publicKey: try suite.signingKey(privateKey).publicKey)
+                    try Files.write(try Files.encodeJSON(file), to: key, secret: true)
+                    print("wrote a new consensus key to \(key); its public key must be this validator's key in genesis:\n  \(file.publicKey)")
+                }
+                var peers: [String: String] = [:]
+                for entry in peer {
+                    let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { throw CLIError("--peer \(entry) must be NAME=host:port") }
+                    _ = try NodeConfig.address(parts[1], what: "peer \(parts[0])")
+                    peers[parts[0]] = parts[1]
+                }
+                _ = try NodeConfig.address(listen, what: "--listen")
+                _ = try NodeConfig.address(api, what: "--api")
+                let base = URL(fileURLWithPath: out).deletingLastPathComponent().standardizedFileURL
+                func relative(_ path: String) -> String {
+                    let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+                    return absolute.hasPrefix(base.path + "/") ? String(absolute.dropFirst(base.path.count + 1)) : absolute
+                }
+                let config = NodeConfig(validator: validator, genesis: relative(genesis), dataDirectory: relative(data),
+                                        consensusKey: relative(key), listen: listen, api: api, peers: peers,
+                                        tls: .init(certificate: relative("\(tlsDir)/\(validator).crt"),
+                                                   privateKey: relative("\(tlsDir)/\(validator).key"), ca: relative("\(tlsDir)/ca.crt")))
+                try Files.write(try Files.encodeJSON(config), to: out, overwrite: true)
+                print("wrote \(out)")
+            }
+        }
+    }
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a validator: consensus with its peers over mutual TLS, and the client API.",
+            discussion: """
+            Logs go to standard error. SIGINT or SIGTERM stops intake, closes connections and the ledger.
+            A node stopped for a while, or started with an empty data directory, catches up from its peers.
+            """
+        )
+        @Option(help: "The node's configuration file.") var config: String
+
+        func run() async throws {
+            try await reportingErrors { try await runNode() }
+        }
+
+        func runNode() async throws {
+            let (config, base) = try NodeConfig.load(self.config)
+            let path = { NodeConfig.resolve($0, against: base) }
+            let (genesis, suite) = try Genesisfile.load(path(config.genesis))
+            let validators = genesis.validatorSet
+            guard let me = validators.index(named: config.validator) else {
+                throw CLIError("genesis has no validator named \(config.validator)")
+            }
+            let (keyFile, privateKey) = try KeyFile.load(path(config.consensusKey))
+            let key = try suite.signingKey(privateKey)
+            guard keyFile.suite == genesis.cryptoSuite, key.publicKey == validators.validator(at: me)?.publicKey else {
+                throw CLIError("the consensus key \(config.consensusKey) is not \(config.validator)'s key in genesis; use the key whose public key genesis lists")
+            }
+            var peers: [ValidatorIndex: PeerAddress] = [:]
+            for (name, address) in config.peers {
+                guard let index = validators.index(named: name) else { throw CLIError("peer \(name) is not a validator in genesis") }
+                peers[index] = try NodeConfig.address(address, what: "peer \(name)")
+            }
+            let credentials: NodeCredentials
+            do {
+                credentials = try NodeCredentials.load(certificateFile: path(config.tls.certificate), privateKeyFile: path(config.tls.privateKey),
+                                                       caCertificateFile: path(config.tls.ca))
+            } catch {
+                throw CLIError("cannot load this node's TLS files (\(config.tls.certificate), \(config.tls.privateKey), \(config.tls.ca)): \(error); make them with `scf network issue`")
+            }
+            let name = config.validator
+            let log = NodeLog(name: name)
+            log.info("starting \(name) (validator \(me.value) of \(validators.count)) on chain \(genesis.chainID), suite \(suite.id)")
+
+            let node = try ValidatorNode(configuration: .init(genesis: genesis, suite: suite, me: me, key: key,
+                                                              dataDirectory: path(config.dataDirectory))) { event in
+                log.event(event, validators: validators)
+            }
+            log.info("ledger at height \(node.store.tip.height), head \(node.store.tip.hash.short)")
+            var transportConfiguration = PeerTransportConfiguration(genesis: genesis, localIndex: me,
+                                                                    listenAddress: try NodeConfig.address(config.listen, what: "listen"),
+                                                                    peers: peers)
+            transportConfiguration.maxFrameLength = Int(genesis.consensus.maxBlockBytes) * 2 + (1 << 20)
+            let transport = try PeerTransport(configuration: transportConfiguration, consensusKey: key, credentials: credentials,
+                                              onFrame: { frame in node.receive(frame.bytes, from: frame.peer) },
+                                              onEvent: { event in log.info("network: \(event)") })
+            node.attach(TransportLinks(transport: transport))
+            try await transport.start()
+
+            let apiAddress = try NodeConfig.address(config.api, what: "api")
+            let api = LedgerAPI(node: node, peersConnected: {
+                transport.connectedPeers.compactMap { validators.validator(at: $0)?.name }.sorted()
+            })
+            let app = Application(router: api.router(),
+                                  configuration: .init(address: .hostname(apiAddress.host, port: apiAddress.port), serverName: "scf-\(name)"),
+                                  onServerRunning: { _ in log.info("client API on http://\(apiAddress)") })
+            try await app.runService()
+            log.info("stopping")
+            node.stop()
+            await transport.shutdown()
+            node.store.close()
+            log.info("stopped")
+            if let reason = node.haltReason, reason.code != .halted { throw CLIError(reason.message) }
+        }
+    }
+}
+
+/// The node's links to its peers over the TLS transport.
+struct TransportLinks: PeerLinks {
+    let transport: PeerTransport
+    func send(_ frame: [UInt8], to peer: ValidatorIndex) { _ = transport.send(frame, to: peer) }
+    func broadcast(_ frame: [UInt8]) { transport.broadcast(frame) }
+}
+
+/// One line per event on standard error, with a UTC timestamp and the node's name. Never logs keys.
+struct NodeLog: Sendable {
+    let name: String
+
+    func info(_ message: String) {
+        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        FileHandle.standardError.write(Data("\(time) \(name) \(message)\n".utf8))
+    }
+
+    func event(_ event: ValidatorNode.Event, validators: ValidatorSet) {
+        switch event {
+        case .committed(let height, let transactions, let rejected):
+            if transactions > 0 || height.value % 100 == 0 {
+                info("committed block \(height): \(transactions) transactions\(rejected > 0 ? " (\(rejected) refused by rule)" : "")")
+            }
+        case .viewChanged(let view):
+            info("view \(view): primary is \(validators.validator(at: validators.primary(of: view))?.name ?? "?")")
+        case .misbehaviour(let validator, let evidence):
+            info("MISBEHAVIOUR by \(validators.validator(at: validator)?.name ?? "\(validator)"): \(evidence)")
+        case .catchUp(let from, let to, let peer):
+            info("catching up: blocks \(from)-\(to) from \(validators.validator(at: peer)?.name ?? "\(peer)")")
+        case .ignoredFrame(let peer, let reason):
+            info("ignored a frame from \(validators.validator(at: peer)?.name ?? "\(peer)"): \(reason)")
+        case .halted(let error):
+            info("HALTED: \(error.message)")
+        }
+    }
+}
