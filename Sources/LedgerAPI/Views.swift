@@ -15,6 +15,7 @@ public struct ErrorBody: Codable, Sendable {
 public struct SubmitRequest: Codable, Sendable {
     /// The signed transaction's wire bytes in hex (what `scf tx … --out FILE` writes in its `transaction` field).
     public var transaction: String
+    public init(transaction: String) { self.transaction = transaction }
 }
 
 public struct TransactionView: Codable, Sendable, Equatable {

@@ -10,20 +10,24 @@ import LedgerStore
 /// three of them; the same story over a 4-node PBFT consortium on TCP is issue 4's `scf demo`.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the supply-chain finance story end to end on a fresh ledger.",
+        abstract: "Run the supply-chain finance story end to end on a fresh 4-validator consortium.",
         discussion: """
-        A core enterprise confirms a receivable to its tier-1 supplier, which splits it down to tier 2
-        and tier 3; tier 3 is financed by a bank; a second bank is refused the same fragment; at
-        maturity the core enterprise pays every holder. Every step is a signed transaction in a
-        certified block in SQLite, and the ledger is verified from genesis at the end. The demo's
-        clock jumps to the maturity date for the settlement.
+        Starts four validator processes (`scf node start`) on loopback in a temporary directory, then a
+        core enterprise confirms a receivable to its tier-1 supplier, which splits it down to tier 2 and
+        tier 3; one validator is killed; tier 3 is financed by a bank; a second bank is refused the same
+        fragment; the killed validator restarts and catches up; at maturity the core enterprise pays every
+        holder. Every step is a signed transaction submitted over HTTP. The nodes' clocks jump to the
+        maturity date for the settlement. It ends by comparing the four nodes' head hashes and stops
+        every process it started. --in-process runs the same story in one process, without a network.
         """
     )
 
-    @Option(help: "Keep the demo's data (genesis, keys, ledger) in this directory instead of a temporary one.")
+    @Option(help: "Keep the demo's data (genesis, keys, ledgers, logs) in this directory instead of a temporary one.")
     var keep: String?
     @Option(help: "Crypto suite: ed25519-sha256 or sm2-sm3.")
     var crypto: CryptoSuiteID = .ed25519SHA256
+    @Flag(help: "Run the story in one process (certified blocks in SQLite, no network).")
+    var inProcess = false
 
     func run() async throws {
         try await reportingErrors {
@@ -32,8 +36,13 @@ struct Demo: AsyncParsableCommand {
             let directory = keep ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-demo-\(getpid())")
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
-            var story = try DemoStory(directory: directory, suite: try CryptoSuites.make(crypto))
-            try story.run()
+            if inProcess {
+                var story = try DemoStory(directory: directory, suite: try CryptoSuites.make(crypto))
+                try story.run()
+            } else {
+                var story = try NetworkDemo(directory: directory, suite: try CryptoSuites.make(crypto))
+                try await story.run()
+            }
             let elapsed = clock.now - started
             print("\nDone in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .abbreviated))).\(keep.map { " Data kept in \($0)." } ?? "")")
         }

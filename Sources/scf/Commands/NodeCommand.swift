@@ -6,6 +6,7 @@ import LedgerCore
 import LedgerNode
 import LedgerStore
 import PeerNetwork
+import Synchronization
 
 /// A node's configuration file (JSON). Relative paths are relative to the file's directory.
 struct NodeConfig: Codable {
@@ -119,6 +120,7 @@ struct NodeCommand: AsyncParsableCommand {
             """
         )
         @Option(help: "The node's configuration file.") var config: String
+        @Option(help: .hidden) var clockOffsetFile: String?
 
         func run() async throws {
             try await reportingErrors { try await runNode() }
@@ -153,8 +155,11 @@ struct NodeCommand: AsyncParsableCommand {
             let log = NodeLog(name: name)
             log.info("starting \(name) (validator \(me.value) of \(validators.count)) on chain \(genesis.chainID), suite \(suite.id)")
 
+            // The demo moves every node's clock forward together (to reach a maturity date) through a
+            // shared offset file; a real node uses the wall clock.
+            let clock = clockOffsetFile.map { OffsetClock(file: $0).now } ?? ValidatorNode.wallClock
             let node = try ValidatorNode(configuration: .init(genesis: genesis, suite: suite, me: me, key: key,
-                                                              dataDirectory: path(config.dataDirectory))) { event in
+                                                              dataDirectory: path(config.dataDirectory), clock: clock)) { event in
                 log.event(event, validators: validators)
             }
             log.info("ledger at height \(node.store.tip.height), head \(node.store.tip.hash.short)")
@@ -183,6 +188,25 @@ struct NodeCommand: AsyncParsableCommand {
             log.info("stopped")
             if let reason = node.haltReason, reason.code != .halted { throw CLIError(reason.message) }
         }
+    }
+}
+
+/// Wall clock plus an offset in milliseconds read from a file (re-read at most every 100 ms).
+final class OffsetClock: Sendable {
+    let file: String
+    let cache = Mutex<(offset: Int64, readAt: UInt64)>((0, 0))
+    init(file: String) { self.file = file }
+
+    @Sendable func now() -> ConsensusTime {
+        let uptime = DispatchTime.now().uptimeNanoseconds
+        let offset = cache.withLock { cached -> Int64 in
+            if cached.readAt == 0 || uptime - cached.readAt > 100_000_000 {
+                let text = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                cached = (text.flatMap(Int64.init) ?? 0, uptime)
+            }
+            return cached.offset
+        }
+        return ValidatorNode.wallClock().adding(milliseconds: offset)
     }
 }
 
