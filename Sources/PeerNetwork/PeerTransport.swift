@@ -18,7 +18,7 @@ import Synchronization
 ///   blocks and never awaits. Frames queued while a peer is disconnected are sent when it
 ///   reconnects, if they are still in the queue.
 /// - Inbound: `onFrame` is called on an event-loop thread for every frame from an authenticated
-///   peer, in order per peer. It must return quickly (hand the frame to your own queue); while it
+///   peer, in order per peer, and concurrently for different peers. It must return quickly (hand the frame to your own queue); while it
 ///   runs, that connection reads nothing. ``pauseReceiving(from:)`` stops reading from a peer
 ///   for back-pressure.
 /// - Events: `onEvent` reports connections, refusals, rejected frames, dial failures and queue
@@ -61,8 +61,15 @@ public final class PeerTransport: Sendable {
     public var localIndex: ValidatorIndex { core.configuration.localIndex }
 
     /// Queues `frame` for `peer`. Never blocks; see the queue policy in the type's documentation.
+    /// Frames that cannot be queued (unknown peer, empty, too large, not running) are dropped;
+    /// use ``trySend(_:to:)`` to learn what happened.
+    public func send(_ frame: [UInt8], to peer: ValidatorIndex) {
+        _ = core.send(frame, to: peer)
+    }
+
+    /// ``send(_:to:)`` that reports what it did with the frame.
     @discardableResult
-    public func send(_ frame: [UInt8], to peer: ValidatorIndex) -> SendResult {
+    public func trySend(_ frame: [UInt8], to peer: ValidatorIndex) -> SendResult {
         core.send(frame, to: peer)
     }
 
@@ -121,6 +128,8 @@ final class TransportCore: Sendable {
     }
 
     private let state = Mutex(State())
+    /// `state.phase == .running`, readable without the lock on the send path.
+    private let running = Atomic<Bool>(false)
 
     init(configuration: PeerTransportConfiguration, consensusKey: any SigningKey, credentials: NodeCredentials,
          group: any EventLoopGroup, onFrame: @escaping @Sendable (InboundFrame) -> Void,
@@ -197,6 +206,7 @@ final class TransportCore: Sendable {
         let proceed = state.withLock { state -> Bool in
             guard state.phase == .starting else { return false }  // shut down meanwhile
             state.phase = .running
+            running.store(true, ordering: .releasing)
             state.serverChannel = server
             state.listeningAddress = address
             return true
@@ -214,6 +224,7 @@ final class TransportCore: Sendable {
     func shutdown() async {
         let (server, channels, redials) = state.withLock { state in
             state.phase = .stopped
+            running.store(false, ordering: .releasing)
             let result = (state.serverChannel, state.connections.values.map(\.channel), Array(state.redials.values))
             state.serverChannel = nil
             state.redials = [:]
@@ -227,7 +238,7 @@ final class TransportCore: Sendable {
 
     var listeningAddress: PeerAddress? { state.withLock { $0.listeningAddress } }
 
-    private var isRunning: Bool { state.withLock { $0.phase == .running } }
+    private var isRunning: Bool { running.load(ordering: .acquiring) }
 
     private var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
         let high = configuration.writeBufferHighWaterMark

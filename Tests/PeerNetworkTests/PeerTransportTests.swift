@@ -21,7 +21,7 @@ extension LoopbackTests {
     static func exchangeEveryPair(_ cluster: Cluster, among indices: [Int], sequence: Int) async throws {
         for from in indices {
             for to in indices where to != from {
-                #expect(cluster.transport(from).send(payload(from: from, to: to, sequence: sequence), to: ValidatorIndex(UInt16(to))) == .enqueued)
+                #expect(cluster.transport(from).trySend(payload(from: from, to: to, sequence: sequence), to: ValidatorIndex(UInt16(to))) == .enqueued)
             }
         }
         for to in indices {
@@ -283,7 +283,7 @@ extension LoopbackTests {
                 #expect(connects == 1 && disconnects == 0, "\(recorder.eventLog)")
                 #expect(recorder.frameCount == 0)  // keepalives are not frames
             }
-            #expect(cluster.transport(1).send([], to: 0) == .emptyFrame)
+            #expect(cluster.transport(1).trySend([], to: 0) == .emptyFrame)
         } catch {
             await cluster.shutdown()
             throw error
