@@ -242,9 +242,12 @@ struct HandshakeStateMachine: Sendable {
     }
 
     private mutating func refuse(_ code: HandshakeRefusal.Code, _ message: String) -> Action {
+        // Before TLS there is no channel to tell the peer on.
+        let canNotify: Bool
+        if case .awaitingTLS = state { canNotify = false } else { canNotify = true }
         state = .refused
         let refusal = HandshakeRefusal(code, message)
-        return .refuse(refusal, notifyPeer: HandshakeProtocol.encodeRefusal(refusal))
+        return .refuse(refusal, notifyPeer: canNotify ? HandshakeProtocol.encodeRefusal(refusal) : nil)
     }
 
     private var stateName: String {

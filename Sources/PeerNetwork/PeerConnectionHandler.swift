@@ -149,10 +149,13 @@ final class PeerConnectionHandler: ChannelInboundHandler {
             timeout = nil
             report(refusal)
             if let notifyPeer {
+                // Close once the refusal is written, or after a second if the peer does not
+                // read it: a refused connection must not linger.
                 let channel = context.channel
                 context.writeAndFlush(wrapOutboundOut(frame(notifyPeer, context: context))).whenComplete { _ in
                     channel.close(promise: nil)
                 }
+                context.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
             } else {
                 context.close(promise: nil)
             }

@@ -326,6 +326,22 @@ extension LoopbackTests {
         try? await server.close()
     }
 
+    @Test func silentClientsAreClosedAtTheHandshakeTimeout() async throws {
+        let cluster = try await Cluster.start(count: 1) { $0.handshakeTimeout = .milliseconds(300) }
+        do {
+            // One that never starts TLS, one that finishes TLS and then says nothing.
+            let tcp = try await RogueClient.connectTCP(port: cluster.ports[0])
+            let tls = try await RogueClient.connectTLS(port: cluster.ports[0], credentials: Fixtures.ca.issueNodeCredentials(validatorName: "node-2"))
+            try await waitForClose(tcp, seconds: 5)
+            try await waitForClose(tls, seconds: 5)
+            try await waitUntil("two timeouts") { cluster.recorders[0].refusals.count { $0.code == .timeout } == 2 }
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
     @Test func misconfigurationIsReportedAtInit() throws {
         let consortium = Fixtures.consortium
         // The consensus key of another validator.
