@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import LedgerAPI
+import LedgerCore
+import LedgerNode
+
+/// Fault scenarios on real validator processes over loopback, run by the test suite
+/// (`Tests/LedgerNodeTests/ProcessClusterTests.swift`) and by hand. Exits non-zero on the first
+/// scenario that fails, with the reason.
+struct ClusterCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster-check",
+        abstract: "Run crash, restart and catch-up scenarios on four real validator processes.",
+        shouldDisplay: false
+    )
+
+    @Option(help: "Blocks to commit while a node is down before it restarts.") var blocks = 500
+    @Option(help: "Keep the data here.") var keep: String?
+
+    func run() async throws {
+        try await reportingErrors {
+            let directory = keep ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-cluster-check-\(getpid())")
+            defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
+            var check = try Scenarios(consortium: LocalConsortium(directory: directory, suite: Ed25519SHA256Suite(),
+                                                                   genesisDate: ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)))
+            defer { check.consortium.stopAll() }
+            try await check.run(blocks: blocks)
+        }
+    }
+}
+
+struct Scenarios {
+    let consortium: LocalConsortium
+    var committed: [Hash] = []
+    var next = 0
+
+    func log(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+    /// A member registration by the operator: always valid, one per block when submitted with wait.
+    mutating func register(via node: Int) async throws -> TransactionView {
+        next += 1
+        let key = try consortium.suite.signingKey(try consortium.suite.privateKey(seed: consortium.suite.hash(Array("m\(next)".utf8)).bytes))
+        let digits = String(format: "%09d", next)
+        let body = Array(("91310000" + digits).utf8)
+        let check = UnifiedSocialCreditCode.checkCharacter(for: body[0..<17])!
+        let member = Member(id: MemberID("member-\(next)")!, legalName: "Member \(next) Ltd",
+                            creditCode: UnifiedSocialCreditCode(String(decoding: body + [check], as: UTF8.self))!,
+                            roles: [.supplier], publicKey: key.publicKey)
+        let (transaction, view) = try await consortium.submit("operator", .registerMember(member), to: node)
+        guard view.status == "committed" else { throw CLIError("registration via node-\(node) was \(view.status) \(view.code ?? "") \(view.message ?? "")") }
+        committed.append(transaction.id)
+        return view
+    }
+
+    func headsAgree(_ nodes: [Int], seconds: Double = 60) async throws -> Height {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let statuses = try await nodes.asyncMap { try await consortium.status($0) }
+            if Set(statuses.map(\.headHash)).count == 1 { return statuses[0].height }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CLIError("heads of nodes \(nodes) did not agree within \(Int(seconds)) s")
+    }
+
+    /// Every transaction the API reported committed is committed on every node, at one height, once.
+    func noCommittedTransactionLost(_ nodes: [Int]) async throws {
+        for id in committed {
+            var heights = Set<Height>()
+            for node in nodes {
+                let view = try await consortium.get(TransactionView.self, node: node, "/v1/transactions/\(id.hex)")
+                guard view.status == "committed", let height = view.height else {
+                    throw CLIError("transaction \(id.short) reported committed is \(view.status) on node-\(node)")
+                }
+                heights.insert(height)
+            }
+            guard heights.count == 1 else { throw CLIError("transaction \(id.short) is at different heights: \(heights)") }
+        }
+    }
+
+    mutating func run(blocks: Int) async throws {
+        for index in 0..<4 { try consortium.start(index) }
+        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+
+        log("scenario: transactions submitted to any node commit on all")
+        for round in 0..<8 { _ = try await register(via: round % 4) }
+        log("  ok: \(committed.count) committed, heads agree at \(try await headsAgree([0, 1, 2, 3]))")
+
+        log("scenario: kill -9 of a non-primary")
+        let primary = Int(try await consortium.status(0).view.value % 4)
+        let backup = (primary + 3) % 4
+        consortium.kill(backup)
+        let alive = (0..<4).filter { $0 != backup }
+        for round in 0..<10 { _ = try await register(via: alive[round % alive.count]) }
+        try consortium.start(backup)
+        try await consortium.waitUntilReady(backup)
+        let height1 = try await headsAgree([0, 1, 2, 3])
+        try await noCommittedTransactionLost([0, 1, 2, 3])
+        log("  ok: node-\(backup) killed and restarted; heads agree at \(height1); no committed transaction lost")
+
+        log("scenario: kill -9 of the primary (view change)")
+        let oldPrimary = Int(try await consortium.status(0).view.value % 4)
+        consortium.kill(oldPrimary)
+        let survivors = (0..<4).filter { $0 != oldPrimary }
+        let started = Date()
+        for round in 0..<6 { _ = try await register(via: survivors[round % survivors.count]) }
+        let view = try await consortium.status(survivors[0]).view
+        guard view.value % 4 != UInt64(oldPrimary) else { throw CLIError("the view did not change after the primary was killed") }
+        log(String(format: "  view changed to %llu; 6 transactions committed in %.1f s without the old primary", view.value, Date().timeIntervalSince(started)))
+        try consortium.start(oldPrimary)
+        try await consortium.waitUntilReady(oldPrimary)
+        let height2 = try await headsAgree([0, 1, 2, 3])
+        try await noCommittedTransactionLost([0, 1, 2, 3])
+        log("  ok: old primary restarted; heads agree at \(height2); no committed transaction lost")
+
+        log("scenario: a node down for \(blocks) blocks catches up")
+        let lagging = (Int(try await consortium.status(0).view.value % 4) + 2) % 4
+        consortium.kill(lagging)
+        let others = (0..<4).filter { $0 != lagging }
+        let before = try await consortium.status(others[0]).height
+        for round in 0..<blocks { _ = try await register(via: others[round % others.count]) }
+        let target = try await consortium.status(others[0]).height
+        let restart = Date()
+        try consortium.start(lagging)
+        try await consortium.waitForHeight(lagging, target, seconds: 120)
+        let seconds = Date().timeIntervalSince(restart)
+        let height3 = try await headsAgree([0, 1, 2, 3])
+        log(String(format: "  ok: node-%d caught up %llu blocks in %.2f s (%.0f blocks/s, including process start); heads agree at %llu",
+                   lagging, target.value - before.value, seconds, Double(target.value - before.value) / seconds, height3.value))
+
+        log("scenario: a node with an empty data directory syncs from genesis")
+        let fresh = (lagging + 1) % 4
+        consortium.kill(fresh)
+        try FileManager.default.removeItem(atPath: (consortium.directory as NSString).appendingPathComponent("data/node-\(fresh)"))
+        let syncStart = Date()
+        try consortium.start(fresh)
+        try await consortium.waitForHeight(fresh, height3, seconds: 120)
+        let syncSeconds = Date().timeIntervalSince(syncStart)
+        _ = try await register(via: fresh)
+        let height4 = try await headsAgree([0, 1, 2, 3])
+        try await noCommittedTransactionLost([0, 1, 2, 3])
+        log(String(format: "  ok: node-%d synced %llu blocks from genesis in %.2f s (%.0f blocks/s); heads agree at %llu",
+                   fresh, height3.value, syncSeconds, Double(height3.value) / syncSeconds, height4.value))
+        log("all scenarios passed: \(committed.count) transactions committed, none lost")
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
