@@ -36,11 +36,21 @@ final class PeerConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if let address = context.channel.remoteAddress {
-            remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
+        noteRemoteAddress(context)
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: core.handshakeTimeout) {
             self.perform(self.machine.timedOut(), context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // A dialed channel learns its remote address only once connected.
+        noteRemoteAddress(context)
+        context.fireChannelActive()
+    }
+
+    private func noteRemoteAddress(_ context: ChannelHandlerContext) {
+        if let address = context.channel.remoteAddress {
+            remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         }
     }
 

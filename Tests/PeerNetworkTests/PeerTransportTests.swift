@@ -271,12 +271,12 @@ extension LoopbackTests {
 
     @Test func idleConnectionsStayUpOnKeepalives() async throws {
         let cluster = try await Cluster.start(count: 2) {
-            $0.keepaliveInterval = .milliseconds(50)
-            $0.idleTimeout = .milliseconds(400)
+            $0.keepaliveInterval = .milliseconds(100)
+            $0.idleTimeout = .milliseconds(800)
         }
         do {
             try await cluster.waitFullyConnected()
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(2000))
             for recorder in cluster.recorders {
                 let connects = recorder.events.count { if case .connected = $0 { true } else { false } }
                 let disconnects = recorder.events.count { if case .disconnected = $0 { true } else { false } }
