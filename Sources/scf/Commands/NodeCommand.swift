@@ -51,8 +51,8 @@ struct NodeConfig: Codable {
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "Run a validator node, or write its configuration.",
-        subcommands: [Init.self, Start.self]
+        abstract: "Run a validator node, write its configuration, or ask a running node.",
+        subcommands: [Init.self, Start.self, NodeStatusCommand.self, NodeReceivableCommand.self, NodeFragmentsCommand.self, NodeBlockCommand.self]
     )
 
     struct Init: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LedgerAPI
 import LedgerCore
 
 /// Options every `scf tx` subcommand shares: who signs, for which chain, with which nonce.
@@ -16,6 +17,10 @@ struct SigningOptions: ParsableArguments {
     var out: String?
     @Flag(help: "Print the signed transaction as JSON (the default when writing to standard output).")
     var json = false
+    @Option(help: "Submit the signed transaction to this node's API (e.g. http://127.0.0.1:8100) and wait for the outcome.")
+    var node: String?
+    @Option(help: "With --node: seconds to wait for the transaction to commit.")
+    var wait: Double = 15
 
     func sign(_ operation: LedgerOperation) throws {
         let (genesis, suite) = try Genesisfile.load(genesis)
@@ -36,6 +41,21 @@ struct SigningOptions: ParsableArguments {
         let body = TransactionBody(chainID: genesis.chainID, signer: signerID, nonce: nonce, operation: operation)
         let transaction = try SignedTransaction.sign(body, with: signingKey, suite: suite)
         let data = try Files.encodeJSON(TransactionFile(transaction))
+        if let node {
+            if let out { try Files.write(data, to: out) }
+            let view = try NodeClient(base: node).submit(transaction, waitSeconds: wait)
+            if json {
+                print(String(decoding: try Files.encodeJSON(view), as: UTF8.self), terminator: "")
+            } else {
+                switch view.status {
+                case "committed": print("\(operation.kind) by \(signerID) committed in block \(view.height?.description ?? "?")\ntransaction id \(transaction.id)")
+                case "rejected": print("\(operation.kind) by \(signerID) REFUSED \(view.code ?? ""): \(view.message ?? "")\ntransaction id \(transaction.id)")
+                default: print("\(operation.kind) by \(signerID) is \(view.status) (not committed within \(Int(wait)) s; check with the transaction id)\ntransaction id \(transaction.id)")
+                }
+            }
+            if view.status == "rejected" { throw ExitCode(3) }
+            return
+        }
         if let out {
             try Files.write(data, to: out)
             if json { print(String(decoding: data, as: UTF8.self), terminator: "") } else {
