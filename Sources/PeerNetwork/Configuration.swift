@@ -9,6 +9,22 @@ public struct PeerAddress: Hashable, Sendable, Codable, CustomStringConvertible 
         self.port = port
     }
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses "host:port", "[ipv6]:port"; nil when the port is missing or out of range.
+    public init?(_ text: String) {
+        let host: Substring, port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65_535).contains(number) else { return nil }
+        self.init(host: String(host), port: number)
+    }
 }
 
 /// Capped exponential backoff between dial attempts: `initialDelay × 2^failures`, at most

@@ -164,6 +164,24 @@ public struct NodeCredentials: Sendable, Hashable {
         try writeTextFile(caCertificateFile, caCertificatePEM, mode: 0o644)
     }
 
+    /// File names in a node's TLS directory (see ``load(directory:)``).
+    public static let certificateFileName = "node.pem"
+    public static let privateKeyFileName = "node-key.pem"
+    public static let caCertificateFileName = "ca.pem"
+
+    /// Reads `node.pem`, `node-key.pem` and `ca.pem` from `directory`.
+    public static func load(directory: String) throws -> NodeCredentials {
+        try load(certificateFile: directory + "/" + certificateFileName, privateKeyFile: directory + "/" + privateKeyFileName,
+                 caCertificateFile: directory + "/" + caCertificateFileName)
+    }
+
+    /// Writes `node.pem`, `node-key.pem` (mode 0600) and `ca.pem` into `directory`, which must exist.
+    public func write(directory: String) throws {
+        try write(certificateFile: directory + "/" + Self.certificateFileName,
+                  privateKeyFile: directory + "/" + Self.privateKeyFileName,
+                  caCertificateFile: directory + "/" + Self.caCertificateFileName)
+    }
+
     /// The node certificate's subject common name (the validator name it was issued for).
     public func commonName() throws -> String {
         let certificate: Certificate

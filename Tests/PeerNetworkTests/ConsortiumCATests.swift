@@ -50,12 +50,24 @@ import X509
             let mode = try FileManager.default.attributesOfItem(atPath: path(keyFile))[.posixPermissions] as? Int
             #expect(mode == 0o600)
         }
+        try node.write(directory: directory.path)
+        #expect(try NodeCredentials.load(directory: directory.path) == node)
         #expect(throws: PeerNetworkError.self) { try NodeCredentials.load(certificateFile: path("missing.pem"), privateKeyFile: path("node-key.pem"), caCertificateFile: path("ca.pem")) }
     }
 
     @Test func mismatchedCAKeyIsRejected() throws {
         let one = try ConsortiumCA.generate(), two = try ConsortiumCA.generate()
         #expect(throws: PeerNetworkError.self) { try ConsortiumCA(certificatePEM: one.certificatePEM, privateKeyPEM: two.privateKeyPEM) }
+    }
+
+    @Test func peerAddressesParse() {
+        #expect(PeerAddress("127.0.0.1:7001") == PeerAddress(host: "127.0.0.1", port: 7001))
+        #expect(PeerAddress("bank-a.example:443") == PeerAddress(host: "bank-a.example", port: 443))
+        #expect(PeerAddress("[::1]:7001") == PeerAddress(host: "::1", port: 7001))
+        #expect(PeerAddress("[::1]:7001")?.description == "[::1]:7001")
+        for bad in ["127.0.0.1", "::1:7001", ":7001", "host:", "host:70000", "[::1]7001", "host:x"] {
+            #expect(PeerAddress(bad) == nil, "\(bad)")
+        }
     }
 
     @Test func backoffDoublesUpToTheCap() {
