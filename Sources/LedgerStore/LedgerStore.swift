@@ -155,6 +155,11 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
     }
 
+    /// A PRAGMA's value on the store's own connection (for tests and diagnostics).
+    func pragma(_ name: String) throws -> SQLValue {
+        try withConnection { try $0.pragma(name) }
+    }
+
     // MARK: Chain
 
     /// The last stored block (height 0 and the genesis hash before the first block).

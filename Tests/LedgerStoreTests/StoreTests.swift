@@ -72,14 +72,13 @@ import Testing
         #expect(reopened.tip.height == Height(2))
     }
 
-    @Test func synchronousIsFull() throws {
+    @Test func theConnectionUsesWALWithFullSync() throws {
         let directory = TemporaryDirectory()
         let store = try LedgerStore.open(path: directory.file("ledger.sqlite"), genesis: consortium.genesis, suite: consortium.suite)
         defer { store.close() }
-        // PRAGMA synchronous is per connection: check the store's own.
-        let connection = try Connection(path: directory.file("ledger.sqlite"), readOnly: false)
-        try LedgerStore.configure(connection)
-        #expect(try connection.pragma("synchronous") == .integer(2))
+        #expect(try store.pragma("journal_mode") == .text("wal"))
+        #expect(try store.pragma("synchronous") == .integer(2), "2 is FULL: the WAL is synced at every commit")
+        #expect(try store.pragma("foreign_keys") == .integer(1))
     }
 
     @Test func anotherGenesisIsRefusedWithASentence() throws {
