@@ -110,13 +110,19 @@ import Testing
         #expect(try ledger.ask(ledger.child(first, 1), amount: 100_000_00).eligible)
     }
 
-    @Test func aLockedFragmentFailsFragmentActive() throws {
+    @Test func aLockedFragmentFailsFragmentActiveExceptForTheBankAsked() throws {
         var ledger = Ledger()
         let (_, fragment) = try ledger.activeReceivable()
         #expect(try ledger.submit(C.tier1, .requestFinancing(fragment: fragment, bank: C.bankB, amount: Money(minor: 100_00, .cny))) == nil)
         let answer = try ledger.ask(fragment, amount: 100_00)
         #expect(answer.result(.fragmentActive)?.outcome == .fail)
         #expect(answer.result(.fragmentActive)!.message.contains("pending financing request to bank-b"))
+        // bank-b itself asks in order to decide the request: the lock is its own.
+        var policyB = Self.policy
+        policyB.bank = C.bankB
+        let own = try ledger.ask(fragment, bank: C.bankB, amount: 100_00, policy: policyB)
+        #expect(own.result(.fragmentActive)?.outcome == .pass)
+        #expect(own.eligible, "\(own.failures)")
     }
 
     @Test func aFragmentFinancedByBankAIsRefusedForBankBAsAlreadyFinanced() throws {

@@ -65,7 +65,12 @@ public struct EligibilityEngine: Sendable {
         case .locked:
             let pending = try fragment.financingRequest.flatMap { try state.financingRequest($0) }
             let to = pending.map { " to \($0.bank)" } ?? ""
-            add(.fragmentActive, .fail, "the fragment is locked by a pending financing request\(to) (\(fragment.financingRequest?.short ?? "?")…); it can be financed by someone else only after that request is rejected or withdrawn")
+            if let pending, pending.bank == question.bank, pending.status == .pending {
+                // The bank asked is the one whose decision the fragment waits for: this answer informs it.
+                add(.fragmentActive, .pass, "locked by \(pending.applicant)'s pending request to \(pending.bank) (\(pending.id.short)…) for \(pending.requested): this answer is for deciding it")
+            } else {
+                add(.fragmentActive, .fail, "the fragment is locked by a pending financing request\(to) (\(fragment.financingRequest?.short ?? "?")…); it can be financed by someone else only after that request is rejected or withdrawn")
+            }
         case .split, .transferred:
             add(.fragmentActive, .fail, "the fragment was \(fragment.state == .split ? "split" : "transferred whole") and no longer exists as a claim; ask about its children (the current pieces) instead")
         case .settled:

@@ -164,6 +164,7 @@ struct DemoStory {
         let toTier3 = FragmentID.child(of: toTier2, index: 0, suite: suite)
         let request = try commit(Self.tier3, .requestFinancing(fragment: toTier3, bank: Self.bankA, amount: Money(minor: 142_500_00, .cny)))
         say(Self.tier3, "asks \(Self.bankA) to finance its \(money(150_000_00)) fragment, requesting \(money(142_500_00))", request)
+        try showEligibility(fragment: toTier3, amount: 142_500_00)
         say(Self.bankA, "approves and advances \(money(142_500_00)); it now holds the fragment",
             try commit(Self.bankA, .approveFinancing(request: request.0.id, advance: 142_500_00)))
         say(Self.tier3, "asks \(Self.bankB) to finance the same fragment (double financing)",

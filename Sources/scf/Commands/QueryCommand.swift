@@ -80,10 +80,23 @@ struct Query: AsyncParsableCommand {
         }
 
         /// Evaluates at the tip with the store, or below it on a replayed copy.
-        func evaluate(store: LedgerStore, policy: EligibilityPolicy, _ questions: [EligibilityEngine.Question])
+        /// A question whose amount may be left to the policy (screening: the most the advance rate allows).
+        typealias Draft = (fragment: FragmentID, amount: Money?)
+
+        func questions<S: LedgerStateReader>(_ drafts: [Draft], policy: EligibilityPolicy, state: S) throws -> [EligibilityEngine.Question] {
+            try drafts.map { draft in
+                if let amount = draft.amount { return EligibilityEngine.Question(fragment: draft.fragment, bank: bank, amount: amount) }
+                let outstanding = try state.fragment(draft.fragment)?.outstanding ?? .zero
+                return EligibilityEngine.Question(fragment: draft.fragment, bank: bank,
+                                                  amount: Money(Pricing.advanceLimit(outstanding: outstanding, rateBps: policy.advanceRateBps), currency))
+            }
+        }
+
+        func evaluate(store: LedgerStore, policy: EligibilityPolicy, _ drafts: [Draft])
             throws -> ([EligibilityAnswer], () throws -> EligibilityEvidence?) {
             if let asOf, asOf < store.tip.height.value {
                 let replayed = try ReplayedLedger(store: store, through: Height(asOf))
+                let questions = try questions(drafts, policy: policy, state: replayed.state)
                 let engine = EligibilityEngine(genesis: store.genesis, suite: store.suite)
                 let answers = try engine.evaluate(batch: questions, asOf: replayed.asOf, policy: policy, state: replayed.state,
                                                   aggregates: replayed.state, history: replayed.history)
@@ -97,6 +110,7 @@ struct Query: AsyncParsableCommand {
                 throw CLIError("the ledger's last block is \(store.tip.height); there is no block \(asOf) yet")
             }
             let service = try StoreEligibility(store: store)
+            let questions = try questions(drafts, policy: policy, state: store)
             let answers = try service.answers(questions, policy: policy)
             return (answers, {
                 guard let question = questions.first else { return nil }
@@ -105,8 +119,7 @@ struct Query: AsyncParsableCommand {
         }
 
         func runSingle(store: LedgerStore, policy: EligibilityPolicy, fragment: FragmentID) throws {
-            let question = EligibilityEngine.Question(fragment: fragment, bank: bank, amount: try parseAmount(amount ?? "0"))
-            let (answers, evidence) = try evaluate(store: store, policy: policy, [question])
+            let (answers, evidence) = try evaluate(store: store, policy: policy, [(fragment, try parseAmount(amount ?? "0"))])
             let answer = answers[0]
             if let evidenceOut {
                 guard answer.summary != nil else { throw CLIError("fragment \(fragment.hash.short)… is not on the ledger; there is no evidence to write") }
@@ -124,28 +137,18 @@ struct Query: AsyncParsableCommand {
 
         func runBatch(store: LedgerStore, policy: EligibilityPolicy, file: String) throws {
             let text = String(decoding: try Files.read(file, what: "batch file"), as: UTF8.self)
-            var questions: [EligibilityEngine.Question] = []
+            var drafts: [Draft] = []
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
                 guard let first = words.first, !first.hasPrefix("#") else { continue }
                 guard let id = FragmentID(argument: first) else {
                     throw CLIError("\(file) line \(number + 1): \"\(first)\" is not a fragment id (64 hex characters)")
                 }
-                let money: Money
-                if words.count > 1 {
-                    money = try parseAmount(words[1])
-                } else if let amount {
-                    money = try parseAmount(amount)
-                } else {
-                    // Screening: ask for the most the advance rate allows.
-                    let outstanding = try store.fragment(id)?.outstanding ?? .zero
-                    money = Money(Pricing.advanceLimit(outstanding: outstanding, rateBps: policy.advanceRateBps), currency)
-                }
-                questions.append(EligibilityEngine.Question(fragment: id, bank: bank, amount: money))
+                drafts.append((id, words.count > 1 ? try parseAmount(words[1]) : try amount.map(parseAmount)))
             }
             let clock = ContinuousClock()
             let started = clock.now
-            let (answers, _) = try evaluate(store: store, policy: policy, questions)
+            let (answers, _) = try evaluate(store: store, policy: policy, drafts)
             let elapsed = clock.now - started
             if json {
                 print(String(decoding: try Files.encodeJSON(answers), as: UTF8.self), terminator: "")
@@ -314,9 +317,10 @@ enum EligibilityReport {
         if !answer.title.isEmpty {
             lines.append("\nChain of title (root → fragment):")
             var title = Table("#", "FRAGMENT", "BY", "SIGNER", "TO", "AMOUNT", "BLOCK", "TRANSACTION")
+            let currency = answer.summary?.face.currency ?? answer.requested.currency
             for (index, link) in answer.title.enumerated() {
                 title.add(String(index), link.fragment.hash.short + "…", link.kind, link.signer.rawValue, link.holder.rawValue,
-                          link.amount.description, link.height.description, link.transaction.short + "…")
+                          Money(link.amount, currency).description, link.height.description, link.transaction.short + "…")
             }
             lines.append(title.rendered)
         }
