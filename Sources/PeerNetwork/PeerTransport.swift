@@ -372,6 +372,8 @@ final class TransportCore: Sendable {
         let (replaced, paused) = link.attach(channel)
         if paused { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
         if let replaced {
+            // The peer restarted while its old connection still looked open: newest wins.
+            emit(.disconnected(peer: peer, reason: "replaced by a newer connection from the same validator"))
             replaced.close(promise: nil)
         }
         emit(.connected(peer: peer, direction: direction, remoteAddress: remoteAddress))

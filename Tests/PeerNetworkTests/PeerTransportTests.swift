@@ -326,6 +326,38 @@ extension LoopbackTests {
         try? await server.close()
     }
 
+    @Test func aNewerConnectionFromTheSameValidatorReplacesTheOld() async throws {
+        // v1's old connection is stuck (it neither reads nor writes); v1 restarts and dials again.
+        let cluster = Cluster(count: 2)
+        try await cluster.start(0)
+        let stuck = try await SilentPeer.connect(port: cluster.ports[0], as: 1, to: 0)
+        do {
+            try await waitUntil("the stuck v1 to be connected") { cluster.transport(0).connectedPeers == [1] }
+            try await cluster.start(1)
+            // Frames sent before the switch would go into the stuck connection and be lost.
+            try await waitUntil("v0 to take the new connection") {
+                cluster.transport(1).connectedPeers == [0]
+                    && cluster.recorders[0].events.count { if case .connected(1, _, _) = $0 { true } else { false } } == 2
+            }
+            try await Self.exchangeEveryPair(cluster, among: [0, 1], sequence: 1)
+            let log = cluster.recorders[0].events.compactMap { event -> String? in
+                switch event {
+                case .connected(1, _, _): "connected"
+                case .disconnected(1, let reason): reason.contains("replaced") ? "replaced" : "disconnected"
+                default: nil
+                }
+            }
+            #expect(log == ["connected", "replaced", "connected"], "\(cluster.recorders[0].eventLog)")
+            #expect(cluster.transport(0).connectedPeers == [1])
+        } catch {
+            stuck.close(promise: nil)
+            await cluster.shutdown()
+            throw error
+        }
+        stuck.close(promise: nil)
+        await cluster.shutdown()
+    }
+
     @Test func silentClientsAreClosedAtTheHandshakeTimeout() async throws {
         let cluster = try await Cluster.start(count: 1) { $0.handshakeTimeout = .milliseconds(300) }
         do {
