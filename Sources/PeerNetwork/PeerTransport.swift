@@ -18,9 +18,9 @@ import Synchronization
 ///   blocks and never awaits. Frames queued while a peer is disconnected are sent when it
 ///   reconnects, if they are still in the queue.
 /// - Inbound: `onFrame` is called on an event-loop thread for every frame from an authenticated
-///   peer, in order per peer, and concurrently for different peers. It must return quickly (hand the frame to your own queue); while it
-///   runs, that connection reads nothing. ``pauseReceiving(from:)`` stops reading from a peer
-///   for back-pressure.
+///   peer, in order per peer, and concurrently for different peers. It must return quickly
+///   (hand the frame to your own queue); while it runs, that connection reads nothing.
+///   ``pauseReceiving(from:)`` stops reading from a peer for back-pressure.
 /// - Events: `onEvent` reports connections, refusals, rejected frames, dial failures and queue
 ///   overflows, also on event-loop threads.
 /// - Liveness: a connection that has written nothing for `keepaliveInterval` sends an empty
@@ -29,7 +29,8 @@ import Synchronization
 ///   noticed and redialed.
 ///
 /// A transport runs once: after ``shutdown()``, make a new one (with the same listen port to be
-/// found again by the peers that dial it).
+/// found again by the peers that dial it). Shut the transport down before its event loop group,
+/// and do not rely on the callbacks stopping at the exact moment `shutdown()` returns.
 public final class PeerTransport: Sendable {
     private let core: TransportCore
 
