@@ -1,5 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Dispatch
 import LedgerCore
+import Synchronization
 
 /// Offline verification of a ledger data file, for auditors and operators (`scf ledger verify`).
 ///
@@ -14,11 +20,14 @@ import LedgerCore
 /// It stops at the first bad block and names it. A state row that differs is attributed to the
 /// last block that wrote that record (genesis for an untouched genesis member).
 ///
-/// Signatures (transaction signatures and certificate votes) are checked a batch of blocks at a
-/// time on all cores with `DispatchQueue.concurrentPerform`; blocks are then executed in order with
-/// the signatures already known good. A block with a signer the batch could not check (one
-/// registered in the same batch, or a bad signature) is executed with full signature checks, so
-/// the outcome and the error message are exactly those of a sequential run.
+/// Signatures (transaction signatures and certificate votes) and decoding, about 80% of the work,
+/// run ahead on helper threads (one per extra core) while the calling thread executes blocks in
+/// order with the signatures already known good. The calling thread never waits for a helper: if
+/// the next block is still in a helper's hands it prepares later blocks itself, and the block
+/// itself when nothing else is left, so a loaded machine (a descheduled helper) costs no more than
+/// a single-core run. A block with a signer the helpers could not check (one registered in the same
+/// batch, or a bad signature) is executed with full signature checks, so the outcome and the error
+/// message are exactly those of a sequential run.
 public struct LedgerVerifier: Sendable {
     public struct Options: Sendable {
         /// Call the progress callback every this many blocks (and once at the end).
@@ -246,7 +255,9 @@ private struct Run {
             for row in transactionRows { if case .integer(let height) = row[0] { transactionsByHeight[UInt64(bitPattern: height), default: []].append(row) } }
 
             let prepared = prepareBatch(heights: next...end, rows: rowsByHeight)
-            for item in prepared {
+            defer { prepared.cancel() }
+            for index in 0..<prepared.count {
+                let item = prepared.take(index)
                 if let failure = try verifyBlock(item, transactionRows: transactionsByHeight[item.height.value] ?? []) {
                     return failure
                 }
@@ -259,26 +270,18 @@ private struct Run {
         return nil
     }
 
-    /// Decodes a batch of blocks and checks their rows, certificates and transaction signatures on all cores.
-    func prepareBatch(heights: ClosedRange<UInt64>, rows: [UInt64: [SQLValue]]) -> [PreparedBlock] {
-        let count = heights.count
+    /// Decodes a batch of blocks and checks their rows, certificates and transaction signatures,
+    /// with helpers on the other cores working ahead of the caller.
+    func prepareBatch(heights: ClosedRange<UInt64>, rows: [UInt64: [SQLValue]]) -> PreparationQueue {
         let first = heights.lowerBound
         let keys = state.members.mapValues(\.publicKey)
         let suite = suite, validators = validators, chainID = genesis.chainID
-        let work: @Sendable (Int) -> PreparedBlock = { index in
+        let helpers = options.parallelSignatures ? max(1, PreparationQueue.processorCount - 1) : 0
+        return PreparationQueue(count: heights.count, helpers: heights.count > 1 ? helpers : 0) { index in
             let height = first + UInt64(index)
             return PreparedBlock.prepare(height: Height(height), row: rows[height], keys: keys, validators: validators,
                                          chainID: chainID, suite: suite)
         }
-        guard options.parallelSignatures, count > 1 else { return (0..<count).map(work) }
-        let results = UnsafeMutableBufferPointer<PreparedBlock?>.allocate(capacity: count)
-        results.initialize(repeating: nil)
-        defer { results.deinitialize(); results.deallocate() }
-        nonisolated(unsafe) let shared = results
-        DispatchQueue.concurrentPerform(iterations: count) { index in
-            shared[index] = work(index)
-        }
-        return results.map { $0! }
     }
 
     mutating func verifyBlock(_ item: PreparedBlock, transactionRows: [[SQLValue]]) throws -> VerificationFailure? {
@@ -463,5 +466,86 @@ struct PreparedBlock: Sendable {
         prepared.signaturesChecked = checked
         prepared.keysUsed = used.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return prepared
+    }
+}
+
+/// Blocks of one batch being prepared, taken in order by the verifying thread while helpers work
+/// ahead. No barrier: `take` never waits for a helper.
+final class PreparationQueue: Sendable {
+    private struct State {
+        /// The next block nobody has started.
+        var next = 0
+        /// Blocks before this one were taken.
+        var taken = 0
+        var results: [PreparedBlock?]
+    }
+
+    let count: Int
+    private let work: @Sendable (Int) -> PreparedBlock
+    private let state: Mutex<State>
+
+    static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    init(count: Int, helpers: Int, work: @escaping @Sendable (Int) -> PreparedBlock) {
+        self.count = count
+        self.work = work
+        self.state = Mutex(State(results: Array(repeating: nil, count: count)))
+        for _ in 0..<helpers {
+            DispatchQueue.global(qos: .userInitiated).async { [self] in
+                while let index = claim() { store(index, work(index)) }
+            }
+        }
+    }
+
+    /// Stops the helpers after the blocks they are on (the caller found a bad block).
+    func cancel() {
+        state.withLock { $0.next = count }
+    }
+
+    private func claim() -> Int? {
+        state.withLock { state in
+            guard state.next < count else { return nil }
+            defer { state.next += 1 }
+            return state.next
+        }
+    }
+
+    private func store(_ index: Int, _ prepared: PreparedBlock) {
+        state.withLock { state in
+            if index >= state.taken { state.results[index] = prepared }
+        }
+    }
+
+    /// Block `index` prepared. Blocks must be taken in order, each once.
+    func take(_ index: Int) -> PreparedBlock {
+        enum Step: Sendable { case ready(PreparedBlock), prepareItself, prepareLater(Int) }
+        while true {
+            let step: Step = state.withLock { state in
+                if let ready = state.results[index] {
+                    state.results[index] = nil
+                    state.taken = index + 1
+                    return .ready(ready)
+                }
+                if state.next <= index {
+                    // Nobody started it: it is ours.
+                    state.next = index + 1
+                    state.taken = index + 1
+                    return .prepareItself
+                }
+                if state.next < count {
+                    // A helper has it: prepare a later block meanwhile instead of waiting.
+                    defer { state.next += 1 }
+                    return .prepareLater(state.next)
+                }
+                // Nothing else left: do it too rather than wait for a helper that may not be running.
+                state.taken = index + 1
+                return .prepareItself
+            }
+            switch step {
+            case .ready(let prepared): return prepared
+            case .prepareItself: return work(index)
+            case .prepareLater(let later): store(later, work(later))
+            }
+        }
     }
 }

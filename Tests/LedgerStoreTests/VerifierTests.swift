@@ -130,6 +130,34 @@ import Testing
         }
     }
 
+    @Test(arguments: [true, false])
+    func aForgedTransactionSignatureIsCaughtEvenUnderAValidCertificate(parallel: Bool) throws {
+        // A Byzantine quorum certifies a block whose transaction carries a forged signature: the
+        // certificate checks out, the block's roots are recomputed to match, only the signature is bad.
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        var block = try #require(try store.block(at: Height(26))).block
+        store.close()
+        let original = block.transactions[2]
+        let forged = TransactionFactory(consortium: consortium).forge(original.body.signer, original.body.operation,
+                                                                       nonce: original.body.nonce,
+                                                                       key: TestConsortium.key(for: "forger", suite: consortium.suite))
+        #expect(forged.id == original.id)
+        block.transactions[2] = forged
+        block.header.transactionsRoot = Block.transactionsRoot(block.transactions, suite: consortium.suite)
+        let certified = CommittedBlock(block: block, certificate: ChainBuilder(consortium: consortium).certify(block))
+        try tamper(path) { connection in
+            try connection.statement("UPDATE block SET hash = ?, header = ?, wire = ?, certificate = ? WHERE height = 26")
+                .bind(Array(Rows.block(certified, hash: block.hash(suite: consortium.suite))[1...4])).run()
+            try connection.statement("UPDATE \"transaction\" SET wire = ? WHERE height = 26 AND position = 2").bind(.blob(forged.wireBytes)).run()
+        }
+        let failure = try #require(try verify(path, parallel: parallel).failure)
+        #expect(failure.height == Height(26))
+        #expect(failure.code == .invalidBlock)
+        #expect(failure.message.contains("badSignature"), "\(failure)")
+    }
+
     @Test func anEditedAmountInAStateTableIsCaughtAndBlamedOnTheBlockThatWroteIt() throws {
         // A live fragment last written in the middle of the chain.
         let candidates = fixture.state.fragments.values.filter { $0.state.isLive && $0.outstanding.value > 1 }
