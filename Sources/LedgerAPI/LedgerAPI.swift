@@ -79,7 +79,7 @@ public struct LedgerAPI: Sendable {
         } catch {
             throw APIError(.badRequest, "malformedTransaction", "the transaction does not decode: \(error)")
         }
-        if let rejection = node.submit(transaction) {
+        if let rejection = await node.submit(transaction) {
             return try json(view(transaction, .rejected(height: nil, rejection)), status: rejection.code == .replayed ? .conflict : .unprocessableContent)
         }
         let wait = request.uri.queryParameters.get("wait").map { $0 == "true" || $0 == "1" } ?? false

@@ -136,27 +136,37 @@ public final class ValidatorNode: @unchecked Sendable {
     }
 
     /// A client transaction: admitted into the pool and relayed to every validator, or refused
-    /// with a reason. Waits only for admission, not for commitment.
+    /// with a reason. Waits only for admission, not for commitment. Blocks the caller until the
+    /// node's queue takes it; from an event loop use the async form.
     public func submit(_ transaction: SignedTransaction) -> Rejection? {
-        queue.sync {
-            if let haltReason { return Rejection(.invalidState, "this node has stopped: \(haltReason.message)") }
-            let output = replica.onClientRequest(transaction, now: configuration.clock(), application: &application)
-            switch output.outcome {
-            case .accepted:
-                pending.insert(transaction.id)
-                links?.broadcast(NodeMessage.transaction(transaction).wireBytes)
-                perform(output)
-                return nil
-            case .ignored:
-                perform(output)
-                return nil
-            case .rejected(let reason):
-                perform(output)
-                return application.lastAdmissionRejection ?? Rejection(.invalidState, reason)
-            case .misbehaving:
-                perform(output)
-                return Rejection(.invalidState, "refused")
-            }
+        queue.sync { admit(transaction) }
+    }
+
+    /// The same without blocking the calling thread (for the HTTP server's event loops).
+    public func submit(_ transaction: SignedTransaction) async -> Rejection? {
+        await withCheckedContinuation { continuation in
+            queue.async { [self] in continuation.resume(returning: admit(transaction)) }
+        }
+    }
+
+    func admit(_ transaction: SignedTransaction) -> Rejection? {
+        if let haltReason { return Rejection(.invalidState, "this node has stopped: \(haltReason.message)") }
+        let output = replica.onClientRequest(transaction, now: configuration.clock(), application: &application)
+        switch output.outcome {
+        case .accepted:
+            pending.insert(transaction.id)
+            links?.broadcast(NodeMessage.transaction(transaction).wireBytes)
+            perform(output)
+            return nil
+        case .ignored:
+            perform(output)
+            return nil
+        case .rejected(let reason):
+            perform(output)
+            return application.lastAdmissionRejection ?? Rejection(.invalidState, reason)
+        case .misbehaving:
+            perform(output)
+            return Rejection(.invalidState, "refused")
         }
     }
 

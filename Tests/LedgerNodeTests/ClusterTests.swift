@@ -107,7 +107,7 @@ struct TestCluster {
         var last = Hash.zero
         for number in 0..<12 {
             let transaction = cluster.registration(number)
-            #expect(cluster.node(ValidatorIndex(UInt16(number % 4))).submit(transaction) == nil)
+            #expect(await cluster.node(ValidatorIndex(UInt16(number % 4))).submit(transaction) == nil)
             last = transaction.id
         }
         try await cluster.waitUntilEveryoneCommitted(last)
@@ -124,25 +124,25 @@ struct TestCluster {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let transaction = cluster.registration(1)
-        #expect(cluster.node(0).submit(transaction) == nil)
+        #expect(await cluster.node(0).submit(transaction) == nil)
         try await cluster.waitUntilEveryoneCommitted(transaction.id)
-        #expect(cluster.node(1).submit(transaction)?.code == .replayed)
+        #expect(await cluster.node(1).submit(transaction)?.code == .replayed)
         let stranger = TestConsortium.key(for: "stranger", suite: cluster.consortium.suite)
         let forged = cluster.factory.forge(TestConsortium.operatorID, .withdrawReceivable(ReceivableID(.zero)), nonce: 9, key: stranger)
-        #expect(cluster.node(1).submit(forged)?.code == .badSignature)
+        #expect(await cluster.node(1).submit(forged)?.code == .badSignature)
     }
 
     @Test func aStoppedNodeRestartsFromItsDataAndCatchesUp() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let first = cluster.registration(0)
-        #expect(cluster.node(0).submit(first) == nil)
+        #expect(await cluster.node(0).submit(first) == nil)
         try await cluster.waitUntilEveryoneCommitted(first.id)
         _ = cluster.network.cut(3)
         var last = Hash.zero
         for number in 1...60 {
             let transaction = cluster.registration(number)
-            #expect(cluster.node(ValidatorIndex(UInt16(number % 3))).submit(transaction) == nil)
+            #expect(await cluster.node(ValidatorIndex(UInt16(number % 3))).submit(transaction) == nil)
             last = transaction.id
             if number % 10 == 0 { try await cluster.waitUntilEveryoneCommitted(last) }
         }
@@ -152,7 +152,7 @@ struct TestCluster {
         let restarted = try cluster.start(3)
         #expect(restarted.nodeStatus.height < target)
         let after = cluster.registration(100)
-        #expect(cluster.node(0).submit(after) == nil)
+        #expect(await cluster.node(0).submit(after) == nil)
         try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
         #expect(cluster.headsAgree())
     }
@@ -165,14 +165,14 @@ struct TestCluster {
         var last = Hash.zero
         for number in 0..<30 {
             let transaction = cluster.registration(number)
-            #expect(cluster.node(ValidatorIndex(UInt16([0, 1, 3][number % 3]))).submit(transaction) == nil)
+            #expect(await cluster.node(ValidatorIndex(UInt16([0, 1, 3][number % 3]))).submit(transaction) == nil)
             last = transaction.id
         }
         try await cluster.waitUntilEveryoneCommitted(last)
         let fresh = try cluster.start(2)
         #expect(fresh.nodeStatus.height == .genesis)
         let after = cluster.registration(99)
-        #expect(cluster.node(0).submit(after) == nil)
+        #expect(await cluster.node(0).submit(after) == nil)
         try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
         #expect(cluster.headsAgree())
     }
@@ -181,13 +181,13 @@ struct TestCluster {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let first = cluster.registration(0)
-        #expect(cluster.node(1).submit(first) == nil)
+        #expect(await cluster.node(1).submit(first) == nil)
         try await cluster.waitUntilEveryoneCommitted(first.id)
         let primary = cluster.node(0).nodeStatus.primary
         _ = cluster.network.cut(primary)
         let next = cluster.registration(1)
         let survivor = cluster.running[0]
-        #expect(survivor.submit(next) == nil)
+        #expect(await survivor.submit(next) == nil)
         try await cluster.waitUntilEveryoneCommitted(next.id, seconds: 30)
         #expect(survivor.nodeStatus.view > 0)
         #expect(cluster.headsAgree())

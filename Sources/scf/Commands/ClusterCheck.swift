@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import LedgerAPI
 import LedgerCore
 import LedgerNode
@@ -16,6 +19,8 @@ struct ClusterCheck: AsyncParsableCommand {
 
     @Option(help: "Blocks to commit while a node is down before it restarts.") var blocks = 500
     @Option(help: "Keep the data here.") var keep: String?
+    @Option(help: "Instead of the scenarios, offer this many transactions as load and report committed throughput.") var load: Int?
+    @Option(help: "With --load: how many signers submit at once.") var signers = 16
 
     func run() async throws {
         try await reportingErrors {
@@ -24,7 +29,11 @@ struct ClusterCheck: AsyncParsableCommand {
             var check = try Scenarios(consortium: LocalConsortium(directory: directory, suite: Ed25519SHA256Suite(),
                                                                    genesisDate: ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)))
             defer { check.consortium.stopAll() }
-            try await check.run(blocks: blocks)
+            if let load {
+                try await check.throughput(transactions: load, signers: signers)
+            } else {
+                try await check.run(blocks: blocks)
+            }
         }
     }
 }
@@ -141,6 +150,96 @@ struct Scenarios {
         log(String(format: "  ok: node-%d synced %llu blocks from genesis in %.2f s (%.0f blocks/s); heads agree at %llu",
                    fresh, height3.value, syncSeconds, Double(height3.value) / syncSeconds, height4.value))
         log("all scenarios passed: \(committed.count) transactions committed, none lost")
+    }
+}
+
+extension Scenarios {
+    /// Registers `signers` suppliers, then each proposes receivables (its own nonce order, one HTTP
+    /// request after another, all signers at once), and measures how fast they commit.
+    mutating func throughput(transactions: Int, signers: Int) async throws {
+        for index in 0..<4 { try consortium.start(index) }
+        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+        let suite = consortium.suite
+        let core = consortium.genesis.members.first { $0.id == "core-enterprise" }!
+        var keys: [(Member, any SigningKey)] = []
+        for number in 0..<signers {
+            let key = try suite.signingKey(try suite.privateKey(seed: suite.hash(Array("load-\(number)".utf8)).bytes))
+            let body = Array(("91320000" + String(format: "%09d", number)).utf8)
+            let member = Member(id: MemberID("load-supplier-\(number)")!, legalName: "Load Supplier \(number)",
+                                creditCode: UnifiedSocialCreditCode(String(decoding: body + [UnifiedSocialCreditCode.checkCharacter(for: body[0..<17])!], as: UTF8.self))!,
+                                roles: [.supplier], publicKey: key.publicKey)
+            let (_, view) = try await consortium.submit("operator", .registerMember(member), to: number % 4)
+            guard view.status == "committed" else { throw CLIError("registering a load signer: \(view)") }
+            keys.append((member, key))
+        }
+        let today = ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)
+        let perSigner = max(1, transactions / signers)
+        var batches: [[SignedTransaction]] = []
+        for (signerIndex, (member, key)) in keys.enumerated() {
+            var batch: [SignedTransaction] = []
+            for number in 1...perSigner {
+                let face = Money(minor: Int64(1_000_00 + number), .cny)
+                let invoice = Invoice(key: InvoiceKey(code: "L\(signerIndex)", number: String(number))!, type: .vatSpecial, issueDate: today,
+                                      sellerTaxID: member.creditCode, buyerTaxID: core.creditCode, amountExcludingTax: face, amountIncludingTax: face,
+                                      documentHash: suite.hash(Array("\(signerIndex)/\(number)".utf8)))
+                let terms = ReceivableTerms(debtor: core.id, creditor: member.id, face: face, issueDate: today, maturity: today.adding(days: 90),
+                                            invoices: [invoice])
+                batch.append(try SignedTransaction.sign(TransactionBody(chainID: consortium.genesis.chainID, signer: member.id, nonce: UInt64(number),
+                                                                        operation: .proposeReceivable(terms)), with: key, suite: suite))
+            }
+            batches.append(batch)
+        }
+        let total = batches.reduce(0) { $0 + $1.count }
+        let startHeight = try await consortium.status(0).height
+        log("offering \(total) signed proposals from \(signers) signers at once (no waiting per request)…")
+        let started = Date()
+        let consortium = self.consortium
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, batch) in batches.enumerated() {
+                group.addTask {
+                    for transaction in batch { try await consortium.post(transaction, to: index % 4) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let offered = Date().timeIntervalSince(started)
+        // Wait for each signer's last transaction: nonces are in order, so the rest are in before it.
+        var committed = 0, rejected = 0
+        for batch in batches {
+            let last = batch.last!.id
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let view = try await consortium.get(TransactionView.self, node: 0, "/v1/transactions/\(last.hex)")
+                if view.status == "committed" || view.status == "rejected" { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        for batch in batches {
+            for transaction in batch {
+                let view = try await consortium.get(TransactionView.self, node: 0, "/v1/transactions/\(transaction.id.hex)")
+                if view.status == "committed" { committed += 1 } else if view.status == "rejected" { rejected += 1 }
+            }
+        }
+        let endHeight = try await consortium.status(0).height
+        log(String(format: "offered %d in %.2f s; %d committed, %d refused, %d missing after %.2f s: %.0f committed tx/s over %llu blocks",
+                   total, offered, committed, rejected, total - committed - rejected, elapsed, Double(committed) / elapsed,
+                   endHeight.value - startHeight.value))
+        guard committed + rejected == total else { throw CLIError("\(total - committed - rejected) transactions were lost") }
+    }
+}
+
+extension LocalConsortium {
+    /// Submits without waiting for the outcome.
+    func post(_ transaction: SignedTransaction, to index: Int) async throws {
+        var request = URLRequest(url: url(index, "/v1/transactions"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONEncoder().encode(SubmitRequest(transaction: transaction.wireBytes.hexString))
+        let (data, _) = try await URLSession.shared.data(for: request)
+        if let view = try? JSONDecoder().decode(TransactionView.self, from: data), view.status == "rejected" {
+            throw CLIError("node-\(index) refused \(transaction.id.short): \(view.code ?? "") \(view.message ?? "")")
+        }
     }
 }
 
