@@ -34,8 +34,9 @@ public struct FrameError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        "frameTooLarge: the peer announced a frame of \(length) bytes, the limit is \(limit); "
-            + "the connection is closed (raise maxFrameLength on every node if frames this large are legitimate)"
+"frameTooLarge: the peer announced a frame of \(length) bytes, the limit is \(limit); the connection is closed "
+            + "(handshake frames are capped at a few KiB; for consensus frames, raise maxFrameLength on every node "
+            + "if frames this large are legitimate)"
     }
 }
 
