@@ -373,6 +373,7 @@ public struct Replica: Sendable {
                                                                   application: inout A) -> ReplicaOutput {
         var out = ReplicaOutput()
         var applied = 0
+        var latestCertifiedView = View(0)
         for committed in blocks.sorted(by: { $0.block.header.height < $1.block.header.height }) {
             let header = committed.block.header
             if header.height <= head.height { continue }
@@ -401,7 +402,11 @@ public struct Replica: Sendable {
             }
             commitBlock(committed, tip: ChainTip(header: header, suite: suite), application: &application, into: &out)
             applied += 1
+            latestCertifiedView = max(latestCertifiedView, committed.certificate.view)
         }
+        // Blocks certified in a later view: this replica's view is stale. Ask for that view; the
+        // replicas in it answer with their NEW-VIEW.
+        if latestCertifiedView > (viewChangeTarget ?? view) { startViewChange(to: latestCertifiedView, into: &out) }
         if applied == 0, case .accepted = out.outcome, !blocks.isEmpty { out.outcome = .ignored(.alreadyCommitted) }
         finish(now: now, application: &application, into: &out)
         return out
@@ -865,8 +870,14 @@ public struct Replica: Sendable {
                 return true
             }
             var failure: String?
+            // Blaming the primary needs proof. A block that does not link to our committed head
+            // proves nothing when that head came from elsewhere (catch-up, a later view) while this
+            // replica still sits in an older view; only a break with the primary's own previous
+            // proposal in this view does.
+            var provable = true
             if header.previousHash != parent.hash || header.height != Height(height) {
                 failure = "block \(height) does not link to its parent \(parent.hash.short)"
+                provable = height != head.height.value + 1
             } else if header.timestamp <= parent.timestamp {
                 failure = "block \(height) timestamp is not after its parent's"
             } else if !slot.carriedOver,
@@ -884,7 +895,7 @@ public struct Replica: Sendable {
             if let failure {
                 slot.validation = .invalid
                 slots[height] = slot
-                if !slot.carriedOver {
+                if !slot.carriedOver, provable {
                     _ = misbehaving(validators.primary(of: view), .invalidProposal(prePrepare.proposal, reason: failure), into: &out)
                     startViewChange(to: view.next, into: &out)
                 }
@@ -999,6 +1010,9 @@ public struct Replica: Sendable {
                 height += 1
             }
             guard Height(height) <= highWatermark, height - head.height.value - 1 < configuration.pipelineDepth else { return changed }
+            // Never sign a second block for a height of this view (its first one may have been
+            // superseded by blocks committed in a later view while this replica lagged behind).
+            guard ownProposals[height] == nil else { return changed }
             compactPool()
             var candidates: [SignedTransaction] = []
             let limit = Int(params.maxBlockTransactions)

@@ -140,7 +140,11 @@ func regressionPrimaryProposesOnlyOnAValidatedChain(seed: UInt64) {
 /// 4985 (n = 7) and 9409 (n = 4): a new primary restarted after its NEW-VIEW and signed a second
 /// block for a height it had re-proposed. 7089 (n = 4): a silent primary of view 1 plus one
 /// replica already asking for view 2 deadlocked the view change.
-@Test(arguments: [4985, 7089, 9409] as [UInt64])
+/// 11972, 12740, 14069, 17660, 18797 (n = 7): a replica restarted into a stale view accused that
+/// view's primary of an invalid proposal because the proposal did not link to a head it had
+/// caught up to from a later view; and that stale primary, having caught up, signed a second
+/// block for a height of its old view.
+@Test(arguments: [4985, 7089, 9409, 11972, 12740, 14069, 17660, 18797] as [UInt64])
 func regressionLongRunSeeds(seed: UInt64) {
     let report = runSeed(.mixed(seed: seed, nodes: SeedMix.nodes(for: seed)))
     #expect(report.passed, "\(report)")
@@ -149,11 +153,12 @@ func regressionLongRunSeeds(seed: UInt64) {
 @Test func simulatorExplore() {
     guard let text = Environment.value("SCF_SIM_EXPLORE"), let count = UInt64(text) else { return }
     let start = UInt64(Environment.value("SCF_SIM_START") ?? "0") ?? 0
+    let transactions = Int(Environment.value("SCF_SIM_TXS") ?? "") ?? 8
     var failures: [UInt64] = []
     var steps = 0
     for seed in start..<(start + count) {
         let nodes = seed % 3 == 2 ? 7 : 4
-        let report = Simulation(.mixed(seed: seed, nodes: nodes)).run()
+        let report = Simulation(.mixed(seed: seed, nodes: nodes, transactions: transactions)).run()
         steps += report.steps
         if !report.passed {
             failures.append(seed)
@@ -173,7 +178,8 @@ enum Environment {
 @Test func simulatorReplay() {
     guard let text = Environment.value("SCF_SIM_REPLAY"), let seed = UInt64(text) else { return }
     let nodes = Int(Environment.value("SCF_SIM_NODES") ?? "") ?? (seed % 3 == 2 ? 7 : 4)
-    var configuration = SimulationConfiguration.mixed(seed: seed, nodes: nodes)
+    var configuration = SimulationConfiguration.mixed(seed: seed, nodes: nodes,
+                                                      transactions: Int(Environment.value("SCF_SIM_TXS") ?? "") ?? 8)
     configuration.trace = true
     let report = Simulation(configuration).run()
     print(report)
