@@ -75,6 +75,9 @@ struct NetworkDemo {
         let request = try await consortium.submit(Self.tier3, .requestFinancing(fragment: toTier3, bank: Self.bankA, amount: Money(minor: 142_500_00, .cny)), to: 0)
         say(Self.tier3, "asks \(Self.bankA) to finance its \(money(150_000_00)) fragment, requesting \(money(142_500_00))", request, node: 0)
         try require(request.1)
+        // The bank reads the ledger of a node it trusts (node-0's file, read-only, while it runs).
+        try DemoEligibility.show(ledgerPath: (consortium.directory as NSString).appendingPathComponent("data/node-0/ledger.sqlite"),
+                                 fragment: toTier3, amount: 142_500_00)
         let approve = try await consortium.submit(Self.bankA, .approveFinancing(request: request.0.id, advance: 142_500_00), to: 1)
         say(Self.bankA, "approves and advances \(money(142_500_00)); it now holds the fragment", approve, node: 1)
         try require(approve.1)
