@@ -493,4 +493,33 @@ func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = m
         }
         #expect(cluster.chainsAgree())
     }
+
+    /// Long-run seeds 11972 and others (n = 7): a primary cut off in view 0 caught up to blocks
+    /// committed in view 1; it then signed a second view-0 block for a height it had already
+    /// proposed, and replicas still in view 0 accused it of proposals that did not link to their
+    /// caught-up head. Now it never re-signs a height, and later-view certificates bring it along.
+    @Test func aStalePrimaryThatCaughtUpNeitherReproposesNorIsBlamedAndRejoins() {
+        var cluster = Cluster()
+        let cutOff0: (Int, Int, ConsensusMessage) -> Bool = { from, to, _ in from == 0 || to == 0 }
+        let first = cluster.submitNew(), second = cluster.submitNew()
+        #expect(cluster.replicas[0].inFlightHeights == [1, 2])
+        cluster.run(drop: cutOff0)
+        for _ in 0..<2 {
+            for index in 1..<4 { cluster.fireTimer(index) }
+            cluster.run(drop: cutOff0)
+        }
+        #expect(cluster.replicas[1].view == 1 && cluster.replicas[0].view == 0)
+        #expect(cluster.applications[1].committedIDs.isSuperset(of: [first.id, second.id]))
+        // v0 is reachable again; its timer retransmits and asks to catch up.
+        cluster.fireTimer(0)
+        cluster.run()
+        #expect(cluster.chains[0].count == cluster.chains[1].count)
+        #expect(cluster.replicas[0].view == 1 && cluster.replicas[0].viewChangeTarget == nil)
+        #expect(cluster.reports.isEmpty)
+        let third = cluster.submitNew()
+        cluster.run()
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.contains(third.id) })
+        #expect(cluster.reports.isEmpty)
+        #expect(cluster.chainsAgree())
+    }
 }
