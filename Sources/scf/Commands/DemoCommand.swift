@@ -77,24 +77,15 @@ struct DemoStory {
                             secret: true, overwrite: true)
             return key
         }
-        let people: [(MemberID, String, Roles, String)] = [
-            ("operator", "SCF Consortium Operations Co., Ltd", [.operator_], "91310000MA1K000006"),
-            (Self.core, "Huaxia Heavy Industries Co., Ltd", [.coreEnterprise], "913100001322000012"),
-            (Self.bankA, "First Commercial Bank Shanghai Branch", [.bank, .invoiceVerifier], "91310000MA1B00002P"),
-            (Self.bankB, "Second Merchants Bank Shanghai Branch", [.bank], "91310000MA1B00003T"),
-            (Self.tier1, "Tier-1 Components Co., Ltd", [.supplier], "91320500MA1T10004A"),
-            (Self.tier2, "Tier-2 Castings Co., Ltd", [.supplier], "91320500MA1T200055"),
-            (Self.tier3, "Tier-3 Fasteners Workshop", [.supplier], "92320500MA1T30006W"),
-        ]
         var members: [Member] = []
-        for (id, name, roles, code) in people {
+        for (id, name, roles, code) in LocalConsortium.members {
             let key = try newKey(id.rawValue)
             keys[id] = key
             members.append(Member(id: id, legalName: name, creditCode: UnifiedSocialCreditCode(code)!, roles: roles, publicKey: key.publicKey))
         }
         var validators: [Validator] = []
         var validatorKeys: [any SigningKey] = []
-        for (index, owner) in [Self.core, Self.bankA, Self.bankB, Self.tier1].enumerated() {
+        for (index, owner) in LocalConsortium.validatorOwners.enumerated() {
             let key = try newKey("node-\(index)")
             validatorKeys.append(key)
             validators.append(Validator(name: "node-\(index)", member: owner, publicKey: key.publicKey))
