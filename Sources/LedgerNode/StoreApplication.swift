@@ -54,7 +54,7 @@ public struct StoreApplication: ReplicaApplication {
                 return Rejection(.unknownMember, "\(transaction.body.signer) is not a member of this consortium")
             }
             guard transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) else {
-                return Rejection(.badSignature, "the signature does not verify with \(signer.id)'s registered key; sign again with your own key")
+                return Rejection(.badSignature, "the signature does not verify with \(signer.id)'s registered \(suite.id) key; this chain uses \(suite.id): sign again with your own \(suite.id) key")
             }
             guard transaction.body.nonce > (try store.nonce(of: signer.id)) else {
                 return Rejection(.replayed, "nonce \(transaction.body.nonce) of \(signer.id) was already used")
