@@ -109,11 +109,12 @@ public final class StoreEligibility: EligibilityAggregates, Sendable {
     /// Runs `body` at the tip and runs it again if a block was appended meanwhile, so an answer
     /// never mixes two heights.
     private func consistent<T>(_ body: (AsOf) throws -> T) throws -> T {
-        while true {
+        for _ in 0..<10 {
             let before = asOf
             let value = try body(before)
             if store.tip.height == before.height { return value }
         }
+        throw StoreError(.busy, "blocks kept arriving while the answer was computed (10 tries); ask again, or ask --as-of a fixed height")
     }
 
     private func withCache<T: Sendable>(_ body: (Cache, Connection) throws -> T) throws -> T {
