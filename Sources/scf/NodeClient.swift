@@ -14,7 +14,7 @@ struct NodeClient {
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONEncoder().encode(SubmitRequest(transaction: transaction.wireBytes.hexString))
-        request.timeoutInterval = waitSeconds + 10
+        request.timeoutInterval = waitSeconds + 30
         let data = try send(request)
         if let view = try? JSONDecoder().decode(TransactionView.self, from: data) { return view }
         throw CLIError(errorMessage(data))

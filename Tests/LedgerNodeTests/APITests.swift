@@ -55,20 +55,20 @@ import Testing
             let consortium = cluster.consortium
             let terms = consortium.terms(face: 500_000_00, invoiceNumber: "77", issue: "2026-01-02", maturity: "2027-12-31")
             let proposal = factory.make(TestConsortium.tier1, .proposeReceivable(terms))
-            try await client.execute(uri: "/v1/transactions?wait=true&timeout=20", method: .post, body: Self.body(proposal)) { response in
+            try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(proposal)) { response in
                 #expect(response.status == .ok, "\(String(buffer: response.body))")
                 let view = try Self.decode(TransactionView.self, response)
                 #expect(view.status == "committed" && view.kind == "propose" && view.signer == TestConsortium.tier1)
             }
             let root = ReceivableID(proposal.id)
             let confirm = factory.make(TestConsortium.core, .confirmReceivable(root))
-            try await client.execute(uri: "/v1/transactions?wait=true", method: .post, body: Self.body(confirm)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(confirm)) { #expect($0.status == .ok) }
             let first = FragmentID.initial(of: root, suite: consortium.suite)
             let split = factory.make(TestConsortium.tier1, .transfer(fragment: first, to: TestConsortium.tier2, amount: 100_000_00))
-            try await client.execute(uri: "/v1/transactions?wait=true", method: .post, body: Self.body(split)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(split)) { #expect($0.status == .ok) }
             // A rule refusal is committed as refused, with its code.
             let tooMuch = factory.make(TestConsortium.tier1, .transfer(fragment: first, to: TestConsortium.tier2, amount: 1))
-            try await client.execute(uri: "/v1/transactions?wait=true", method: .post, body: Self.body(tooMuch)) { response in
+            try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(tooMuch)) { response in
                 #expect(response.status == .unprocessableContent)
                 let view = try Self.decode(TransactionView.self, response)
                 #expect(view.status == "rejected" && view.code == "fragmentClosed" && view.height != nil)
@@ -151,7 +151,7 @@ import Testing
             }
             // A replayed transaction is refused with its own status.
             let registration = factory.make(TestConsortium.operatorID, .setMemberStatus(member: TestConsortium.tier3, status: .suspended, reason: "KYC"))
-            try await client.execute(uri: "/v1/transactions?wait=true", method: .post, body: Self.body(registration)) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(registration)) { #expect($0.status == .ok) }
             try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(registration)) { response in
                 #expect(response.status == .conflict)
                 let decoded = try Self.decode(TransactionView.self, response)

@@ -44,7 +44,7 @@ struct TestCluster {
 
     init(validators: Int = 4) throws {
         consortium = TestConsortium(validators: validators, consensus: ConsensusParameters(checkpointInterval: 16, watermarkWindow: 64,
-                                                                                           viewChangeTimeoutMilliseconds: 400,
+                                                                                           viewChangeTimeoutMilliseconds: 1_000,
                                                                                            maxViewChangeTimeoutMilliseconds: 3_000))
         directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-cluster-\(UUID().uuidString)")
         factory = TransactionFactory(consortium: consortium)
@@ -74,7 +74,7 @@ struct TestCluster {
     }
 
     /// Waits until every running node has committed `id` (or fails after `seconds`).
-    func waitUntilEveryoneCommitted(_ id: Hash, seconds: Double = 20) async throws {
+    func waitUntilEveryoneCommitted(_ id: Hash, seconds: Double = 120) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if running.allSatisfy({ if case .committed = $0.status(of: id) { true } else { false } }) { return }
@@ -83,7 +83,7 @@ struct TestCluster {
         Issue.record("transaction \(id.short) not committed everywhere in \(seconds)s: \(running.map { ($0.configuration.me, $0.status(of: id), $0.nodeStatus.height) })")
     }
 
-    func waitForHeight(_ node: ValidatorNode, atLeast height: Height, seconds: Double = 30) async throws {
+    func waitForHeight(_ node: ValidatorNode, atLeast height: Height, seconds: Double = 120) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline, node.nodeStatus.height < height { try await Task.sleep(for: .milliseconds(20)) }
         #expect(node.nodeStatus.height >= height, "node \(node.configuration.me) is at \(node.nodeStatus.height), wanted \(height)")
@@ -153,7 +153,7 @@ struct TestCluster {
         #expect(restarted.nodeStatus.height < target)
         let after = cluster.registration(100)
         #expect(await cluster.node(0).submit(after) == nil)
-        try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
+        try await cluster.waitUntilEveryoneCommitted(after.id)
         #expect(cluster.headsAgree())
     }
 
@@ -173,7 +173,7 @@ struct TestCluster {
         #expect(fresh.nodeStatus.height == .genesis)
         let after = cluster.registration(99)
         #expect(await cluster.node(0).submit(after) == nil)
-        try await cluster.waitUntilEveryoneCommitted(after.id, seconds: 30)
+        try await cluster.waitUntilEveryoneCommitted(after.id)
         #expect(cluster.headsAgree())
     }
 
@@ -188,7 +188,7 @@ struct TestCluster {
         let next = cluster.registration(1)
         let survivor = cluster.running[0]
         #expect(await survivor.submit(next) == nil)
-        try await cluster.waitUntilEveryoneCommitted(next.id, seconds: 30)
+        try await cluster.waitUntilEveryoneCommitted(next.id)
         #expect(survivor.nodeStatus.view > 0)
         #expect(cluster.headsAgree())
     }

@@ -130,7 +130,8 @@ final class LocalConsortium: @unchecked Sendable {
         nonces[signer] = nonce
         let transaction = try SignedTransaction.sign(TransactionBody(chainID: genesis.chainID, signer: signer, nonce: nonce, operation: operation),
                                                      with: memberKeys[signer]!, suite: suite)
-        var request = URLRequest(url: url(index, "/v1/transactions?wait=true&timeout=30"))
+        var request = URLRequest(url: url(index, "/v1/transactions?wait=true&timeout=60"))
+        request.timeoutInterval = 120
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONEncoder().encode(SubmitRequest(transaction: transaction.wireBytes.hexString))
@@ -142,7 +143,7 @@ final class LocalConsortium: @unchecked Sendable {
     }
 
     /// Waits until `index` answers with `peers` peers connected (or `seconds` pass).
-    func waitUntilReady(_ index: Int, peers: Int = 3, seconds: Double = 30) async throws {
+    func waitUntilReady(_ index: Int, peers: Int = 3, seconds: Double = 90) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let status = try? await status(index), status.peersConnected.count >= peers { return }
