@@ -59,7 +59,9 @@ public struct ConsortiumCA: Sendable {
         return try ConsortiumCA(certificate: certificate, privateKey: key)
     }
 
-    /// Issues a node's TLS key and certificate.
+    /// Issues a node's TLS key and certificate. The CA sees the node's private key: fine for a
+    /// sample network on one machine; a real node makes its own key and a request
+    /// (``makeCertificateRequest(validatorName:)``) and the CA answers it (``issueCertificate(forRequestPEM:ipAddresses:dnsNames:notValidBefore:validity:)``).
     /// - Parameters:
     ///   - validatorName: the validator's name in genesis; becomes the subject common name.
     ///   - ipAddresses: the node's IPv4/IPv6 addresses; 127.0.0.1 is always included.
@@ -67,6 +69,53 @@ public struct ConsortiumCA: Sendable {
     public func issueNodeCredentials(validatorName: String, ipAddresses: [String] = [], dnsNames: [String] = [],
                                      notValidBefore: Date = Date().addingTimeInterval(-3600),
                                      validity: TimeInterval = 2 * 365 * 86_400) throws -> NodeCredentials {
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let nodeCertificate = try certificate(for: key.publicKey, validatorName: validatorName, ipAddresses: ipAddresses,
+                                              dnsNames: dnsNames, notValidBefore: notValidBefore, validity: validity)
+        return NodeCredentials(
+            certificatePEM: try nodeCertificate.serializeAsPEM().pemString,
+            privateKeyPEM: try key.serializeAsPEM().pemString,
+            caCertificatePEM: try certificatePEM)
+    }
+
+    /// A node's side of issuance: a new TLS private key (PEM, keep it 0600 on the node) and a
+    /// certificate signing request naming the validator, for the CA.
+    public static func makeCertificateRequest(validatorName: String) throws -> (privateKeyPEM: String, requestPEM: String) {
+        guard !validatorName.isEmpty else {
+            throw PeerNetworkError(.invalidCredentials, "a certificate request needs the validator's name from genesis")
+        }
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let request = try CertificateSigningRequest(version: .v1, subject: try DistinguishedName { CommonName(validatorName) },
+                                                    privateKey: key, attributes: CertificateSigningRequest.Attributes(),
+                                                    signatureAlgorithm: .ecdsaWithSHA256)
+        return (try key.serializeAsPEM().pemString, try request.serializeAsPEM().pemString)
+    }
+
+    /// The CA's side: checks the request's signature and issues a node certificate for its key and
+    /// common name, with the node's addresses. Returns the certificate PEM.
+    public func issueCertificate(forRequestPEM requestPEM: String, ipAddresses: [String] = [], dnsNames: [String] = [],
+                                 notValidBefore: Date = Date().addingTimeInterval(-3600),
+                                 validity: TimeInterval = 2 * 365 * 86_400) throws -> String {
+        let request: CertificateSigningRequest
+        do {
+            request = try CertificateSigningRequest(pemEncoded: requestPEM)
+        } catch {
+            throw PeerNetworkError(.invalidCredentials, "not a certificate signing request: \(error)")
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw PeerNetworkError(.invalidCredentials, "the certificate request's signature does not verify; ask the node to make a new one")
+        }
+        guard let name = request.subject.commonName else {
+            throw PeerNetworkError(.invalidCredentials, "the certificate request names no validator (no common name)")
+        }
+        return try certificate(for: request.publicKey, validatorName: name, ipAddresses: ipAddresses, dnsNames: dnsNames,
+                               notValidBefore: notValidBefore, validity: validity).serializeAsPEM().pemString
+    }
+
+    /// The node certificate profile: CN = validator name, SANs, not a CA, digitalSignature,
+    /// serverAuth + clientAuth, key identifiers, ECDSA-SHA256 by the CA.
+    func certificate(for publicKey: Certificate.PublicKey, validatorName: String, ipAddresses: [String], dnsNames: [String],
+                     notValidBefore: Date, validity: TimeInterval) throws -> Certificate {
         guard !validatorName.isEmpty else {
             throw PeerNetworkError(.invalidCredentials, "a node certificate needs the validator's name from genesis")
         }
@@ -82,8 +131,6 @@ public struct ConsortiumCA: Sendable {
             }
         }
         for name in dnsNames where !name.isEmpty { names.append(.dnsName(name)) }
-
-        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let subject = try DistinguishedName { CommonName(validatorName) }
         let issuerKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
             ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
@@ -92,18 +139,14 @@ public struct ConsortiumCA: Sendable {
             Critical(KeyUsage(digitalSignature: true))
             try ExtendedKeyUsage([.serverAuth, .clientAuth])
             SubjectAlternativeNames(names)
-            SubjectKeyIdentifier(hash: key.publicKey)
+            SubjectKeyIdentifier(hash: publicKey)
             AuthorityKeyIdentifier(keyIdentifier: issuerKeyID)
         }
-        let nodeCertificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
+        return try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
             notValidBefore: notValidBefore, notValidAfter: notValidBefore.addingTimeInterval(validity),
             issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: privateKey)
-        return NodeCredentials(
-            certificatePEM: try nodeCertificate.serializeAsPEM().pemString,
-            privateKeyPEM: try key.serializeAsPEM().pemString,
-            caCertificatePEM: try certificatePEM)
     }
 
     // MARK: - PEM

@@ -34,23 +34,40 @@ struct NetworkCommand: AsyncParsableCommand {
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue a validator's TLS key and certificate (NAME.crt, NAME.key) signed by the CA.")
+            abstract: "Issue a validator's TLS certificate, signed by the CA.",
+            discussion: """
+            With --csr (a real consortium): answers the request a node made with `scf node init`; the node's
+            TLS key never leaves it. Writes NAME.crt and ca.crt. Without --csr (the sample network on one
+            machine): makes the key too and writes NAME.key (mode 0600) as well.
+            """)
         @Option(help: "Directory holding ca.crt and ca.key.") var caDir: String
-        @Option(help: "The validator's name in genesis (the certificate's common name).") var validator: String
+        @Option(help: "The node's certificate request (from `scf node init`).") var csr: String?
+        @Option(help: "Without --csr: the validator's name in genesis (the certificate's common name).") var validator: String?
         @Option(help: "The node's IP address (repeat; 127.0.0.1 is always included).") var ip: [String] = []
         @Option(help: "The node's DNS name (repeat).") var dns: [String] = []
-        @Option(help: "Where to write NAME.crt, NAME.key and a copy of ca.crt.") var out: String
+        @Option(help: "Where to write NAME.crt and a copy of ca.crt.") var out: String
 
         func run() async throws {
             try await reportingErrors {
                 let ca = try ConsortiumCA.load(certificateFile: (caDir as NSString).appendingPathComponent("ca.crt"),
                                                privateKeyFile: (caDir as NSString).appendingPathComponent("ca.key"))
+                func path(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
+                if let csr {
+                    let requestPEM = String(decoding: try Files.read(csr, what: "certificate request"), as: UTF8.self)
+                    let certificatePEM = try ca.issueCertificate(forRequestPEM: requestPEM, ipAddresses: ip, dnsNames: dns)
+                    let name = try NodeCredentials(certificatePEM: certificatePEM, privateKeyPEM: "", caCertificatePEM: try ca.certificatePEM).commonName()
+                    if let validator, validator != name { throw CLIError("the request is for \(name), not \(validator)") }
+                    try Files.write(Data(certificatePEM.utf8), to: path("\(name).crt"), overwrite: true)
+                    try Files.write(Data(try ca.certificatePEM.utf8), to: path("ca.crt"), overwrite: true)
+                    print("issued \(name)'s TLS certificate into \(out) (\(name).crt, ca.crt); send both back to the node")
+                    return
+                }
+                guard let validator else { throw CLIError("give --csr (a node's request) or --validator (make the key here, sample networks only)") }
                 let credentials = try ca.issueNodeCredentials(validatorName: validator, ipAddresses: ip, dnsNames: dns)
-                try Files.write(Data(credentials.certificatePEM.utf8), to: (out as NSString).appendingPathComponent("\(validator).crt"), overwrite: true)
-                try Files.write(Data(credentials.privateKeyPEM.utf8), to: (out as NSString).appendingPathComponent("\(validator).key"),
-                                secret: true, overwrite: true)
-                try Files.write(Data(credentials.caCertificatePEM.utf8), to: (out as NSString).appendingPathComponent("ca.crt"), overwrite: true)
-                print("issued \(validator)'s TLS certificate into \(out)")
+                try Files.write(Data(credentials.certificatePEM.utf8), to: path("\(validator).crt"), overwrite: true)
+                try Files.write(Data(credentials.privateKeyPEM.utf8), to: path("\(validator).key"), secret: true, overwrite: true)
+                try Files.write(Data(credentials.caCertificatePEM.utf8), to: path("ca.crt"), overwrite: true)
+                print("issued \(validator)'s TLS key and certificate into \(out)")
             }
         }
     }

@@ -87,6 +87,16 @@ struct NodeCommand: AsyncParsableCommand {
                     try Files.write(try Files.encodeJSON(file), to: key, secret: true)
                     print("wrote a new consensus key to \(key); its public key must be this validator's key in genesis:\n  \(file.publicKey)")
                 }
+                // The node's TLS key never leaves this machine: make it and a request for the CA.
+                let tlsKey = "\(tlsDir)/\(validator).key", request = "\(tlsDir)/\(validator).csr"
+                if !FileManager.default.fileExists(atPath: tlsKey) {
+                    let (keyPEM, requestPEM) = try ConsortiumCA.makeCertificateRequest(validatorName: validator)
+                    try Files.write(Data(keyPEM.utf8), to: tlsKey, secret: true)
+                    try Files.write(Data(requestPEM.utf8), to: request, overwrite: true)
+                    print("wrote this node's TLS key \(tlsKey) (mode 0600) and certificate request \(request);")
+                    print("send the request to the consortium operator: scf network issue --csr \(validator).csr --ca-dir CA --ip <this node's IP> --out DIR")
+                    print("and put the \(validator).crt and ca.crt it returns in \(tlsDir)/")
+                }
                 var peers: [String: String] = [:]
                 for entry in peer {
                     let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
