@@ -283,6 +283,9 @@ public struct LedgerAPI: Sendable {
         # HELP scf_peers_connected Validators this node is connected to.
         # TYPE scf_peers_connected gauge
         scf_peers_connected \(peersConnected().count)
+        # HELP scf_dropped_peer_frames_total Frames from peers dropped because the node's queue was full.
+        # TYPE scf_dropped_peer_frames_total counter
+        scf_dropped_peer_frames_total \(node.droppedFrames.load(ordering: .relaxed))
         # HELP scf_halted 1 if the node stopped on a storage failure.
         # TYPE scf_halted gauge
         scf_halted \(status.halted == nil ? 0 : 1)

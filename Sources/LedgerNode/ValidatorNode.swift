@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import LedgerCore
 import LedgerStore
+import Synchronization
 
 /// The shell that runs one validator: it owns the PBFT replica and the store-backed application,
 /// feeds them every input on one serial queue (messages, client transactions, timers, fetched
@@ -76,6 +77,12 @@ public final class ValidatorNode: @unchecked Sendable {
     var eventHandler: (@Sendable (Event) -> Void)?
     public private(set) var haltReason: NodeError?
     private var lastView: View
+    /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
+    /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
+    let queuedFrames = Atomic<Int>(0)
+    public static let maxQueuedFrames = 20_000
+    /// Frames dropped because the queue was full (for metrics).
+    public let droppedFrames = Atomic<Int>(0)
 
     /// Opens the node's ledger and replica state in its data directory and restarts the replica
     /// from them (a fresh directory starts at genesis).
@@ -110,7 +117,13 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// A frame from an authenticated peer.
     public func receive(_ frame: [UInt8], from peer: ValidatorIndex) {
+        guard queuedFrames.add(1, ordering: .relaxed).newValue <= Self.maxQueuedFrames else {
+            queuedFrames.subtract(1, ordering: .relaxed)
+            droppedFrames.add(1, ordering: .relaxed)
+            return
+        }
         queue.async { [self] in
+            queuedFrames.subtract(1, ordering: .relaxed)
             guard haltReason == nil else { return }
             let message: NodeMessage
             do {

@@ -1,6 +1,6 @@
 import Foundation
 import LedgerCore
-import LedgerNode
+@testable import LedgerNode
 import LedgerTestKit
 import Synchronization
 import Testing
@@ -191,5 +191,26 @@ struct TestCluster {
         try await cluster.waitUntilEveryoneCommitted(next.id)
         #expect(survivor.nodeStatus.view > 0)
         #expect(cluster.headsAgree())
+    }
+}
+
+@Suite struct NodeInputTests {
+    @Test func aFloodOfFramesIsBoundedAndGarbageIsIgnored() async throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let node = cluster.node(0)
+        // Garbage from a peer is reported and ignored, never a crash.
+        node.receive([0xff, 0x00, 0x13], from: 1)
+        // While the node is busy, a flood beyond the queue bound is dropped and counted instead of queued.
+        let busy = DispatchSemaphore(value: 0)
+        node.queue.async { busy.wait() }
+        for _ in 0..<(ValidatorNode.maxQueuedFrames + 5_000) { node.receive([0xff], from: 2) }
+        #expect(node.droppedFrames.load(ordering: .relaxed) == 5_000)
+        busy.signal()
+        // The node keeps working.
+        var factory = cluster.factory
+        let transaction = factory.make(TestConsortium.operatorID, .setMemberStatus(member: TestConsortium.tier3, status: .suspended, reason: "KYC"))
+        #expect(await node.submit(transaction) == nil)
+        try await cluster.waitUntilEveryoneCommitted(transaction.id)
     }
 }
