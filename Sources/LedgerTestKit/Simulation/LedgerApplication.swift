@@ -15,6 +15,8 @@ public struct LedgerApplication: ReplicaApplication, Sendable {
     /// Receipts of committed transactions that were refused by a rule, by transaction id.
     public private(set) var rejections: [Hash: Rejection] = [:]
     var speculative: [Hash: Speculative] = [:]
+    /// Receipts of validated, not yet committed blocks, by block hash.
+    var pendingReceipts: [Hash: [Receipt]] = [:]
 
     struct Speculative: Sendable {
         var tip: ChainTip
@@ -79,11 +81,8 @@ public struct LedgerApplication: ReplicaApplication, Sendable {
         cumulative.merge(result.changes)
         let blockTip = ChainTip(header: block.header, suite: suite)
         speculative[blockTip.hash] = Speculative(tip: blockTip, changes: result.changes, cumulative: cumulative)
-        _ = result.receipts
         pendingReceipts[blockTip.hash] = result.receipts
     }
-
-    var pendingReceipts: [Hash: [Receipt]] = [:]
 
     public mutating func commit(_ committed: CommittedBlock) {
         let hash = committed.certificate.blockHash
