@@ -158,7 +158,8 @@ func regressionLongRunSeeds(seed: UInt64) {
     var steps = 0
     for seed in start..<(start + count) {
         let nodes = seed % 3 == 2 ? 7 : 4
-        let report = Simulation(.mixed(seed: seed, nodes: nodes, transactions: transactions)).run()
+        let window = UInt64(Environment.value("SCF_SIM_WINDOW") ?? "") ?? 2_500
+        let report = Simulation(.mixed(seed: seed, nodes: nodes, transactions: transactions, faultWindow: window)).run()
         steps += report.steps
         if !report.passed {
             failures.append(seed)
@@ -179,7 +180,8 @@ enum Environment {
     guard let text = Environment.value("SCF_SIM_REPLAY"), let seed = UInt64(text) else { return }
     let nodes = Int(Environment.value("SCF_SIM_NODES") ?? "") ?? (seed % 3 == 2 ? 7 : 4)
     var configuration = SimulationConfiguration.mixed(seed: seed, nodes: nodes,
-                                                      transactions: Int(Environment.value("SCF_SIM_TXS") ?? "") ?? 8)
+                                                      transactions: Int(Environment.value("SCF_SIM_TXS") ?? "") ?? 8,
+                                                      faultWindow: UInt64(Environment.value("SCF_SIM_WINDOW") ?? "") ?? 2_500)
     configuration.trace = true
     let report = Simulation(configuration).run()
     print(report)

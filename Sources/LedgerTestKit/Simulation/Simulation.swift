@@ -48,9 +48,9 @@ public struct SimulationConfiguration: Sendable {
     }
 
     /// A run with a random mix of faults drawn from the seed.
-    public static func mixed(seed: UInt64, nodes: Int, transactions: Int = 8) -> SimulationConfiguration {
+    public static func mixed(seed: UInt64, nodes: Int, transactions: Int = 8, faultWindow: UInt64 = 2_500) -> SimulationConfiguration {
         var random = SimulationRandom(seed: seed ^ 0x5EED_FA17)
-        let plan = FaultPlan.mixed(nodes: nodes, random: &random)
+        let plan = FaultPlan.mixed(nodes: nodes, random: &random, end: faultWindow)
         var configuration = SimulationConfiguration(seed: seed, nodes: nodes, transactions: transactions, faults: plan)
         configuration.clientSendsToOne = random.chance(500)
         return configuration
