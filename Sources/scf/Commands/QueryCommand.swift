@@ -5,13 +5,15 @@ import LedgerStore
 
 struct Query: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ask a local ledger file: financing eligibility, invoices.",
+        abstract: "Ask the ledger: eligibility and invoices from a ledger file; status, receivables, fragments and blocks from a node.",
         discussion: """
-        Reads a node's ledger file (--data ledger.sqlite or the node's data directory). Answers are
-        as of the file's last committed block unless --as-of names an older one. Tables by default,
-        JSON with --json. (The node's HTTP API does not serve these yet.)
+        eligibility, invoice and invoices read a node's ledger file (--data ledger.sqlite or the node's
+        data directory), as of its last committed block unless --as-of names an older one. status,
+        receivable, fragments and block ask a running node's API (--node URL). Tables by default,
+        JSON with --json.
         """,
-        subcommands: [Eligibility.self, InvoiceCommand.self, Invoices.self, BenchEligibility.self]
+        subcommands: [Eligibility.self, InvoiceCommand.self, Invoices.self, NodeStatusCommand.self, NodeReceivableCommand.self,
+                      NodeFragmentsCommand.self, NodeBlockCommand.self, BenchEligibility.self]
     )
 
     // MARK: eligibility
