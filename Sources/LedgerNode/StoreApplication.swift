@@ -27,9 +27,14 @@ public struct StoreApplication: ReplicaApplication {
         var cumulative: StateChanges
     }
 
-    public init(store: LedgerStore, genesis: Genesis, suite: any CryptoSuite) {
+    /// The node's clock: admission dry runs happen at the time the next block will carry.
+    let clock: @Sendable () -> ConsensusTime
+
+    public init(store: LedgerStore, genesis: Genesis, suite: any CryptoSuite,
+                clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock) {
         self.store = store
         self.executor = BlockExecutor(genesis: genesis, suite: suite)
+        self.clock = clock
     }
 
     var suite: any CryptoSuite { executor.suite }
@@ -56,13 +61,28 @@ public struct StoreApplication: ReplicaApplication {
             guard transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) else {
                 return Rejection(.badSignature, "the signature does not verify with \(signer.id)'s registered \(suite.id) key; this chain uses \(suite.id): sign again with your own \(suite.id) key")
             }
-            guard transaction.body.nonce > (try store.nonce(of: signer.id)) else {
+            let used = try store.nonce(of: signer.id)
+            guard transaction.body.nonce > used else {
                 return Rejection(.replayed, "nonce \(transaction.body.nonce) of \(signer.id) was already used")
             }
+            // The signer's next transaction is checked against every rule on the latest committed
+            // state, so an obvious refusal is answered now rather than committed as refused. Later
+            // nonces depend on transactions still in the pool and are checked when they execute.
+            if transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
         } catch {
             return Rejection(.invalidState, "the node could not read its ledger: \(error)")
         }
         return nil
+    }
+
+    /// Executes the transaction alone on the committed state, at the next block's height and the
+    /// node's clock reading (at least just after the head), and returns its refusal if any. Changes nothing.
+    func dryRun(_ transaction: SignedTransaction) throws -> Rejection? {
+        let tip = store.tip
+        let context = BlockContext(chainID: executor.chainID, height: tip.height.next, previousHash: tip.hash,
+                                   previousStateDigest: tip.stateDigest, timestamp: max(clock(), tip.timestamp.adding(milliseconds: 1)),
+                                   view: View(0), proposer: ValidatorIndex(0))
+        return try executor.execute([transaction], context: context, state: store, signatures: .trusted).receipts.first?.rejection
     }
 
     func changes(upTo parent: ChainTip) throws -> StateChanges {

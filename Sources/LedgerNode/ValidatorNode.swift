@@ -93,7 +93,7 @@ public final class ValidatorNode: @unchecked Sendable {
                                      genesis: configuration.genesis, suite: configuration.suite)
         stateFile = ReplicaStateFile(directory: configuration.dataDirectory, suite: configuration.suite)
         let persisted = try stateFile.load()
-        application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite)
+        application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite, clock: configuration.clock)
         replica = Replica(configuration: ReplicaConfiguration(genesis: configuration.genesis, suite: configuration.suite,
                                                                me: configuration.me, key: configuration.key,
                                                                maxPoolSize: configuration.maxPoolSize))

@@ -66,12 +66,12 @@ import Testing
             let first = FragmentID.initial(of: root, suite: consortium.suite)
             let split = factory.make(TestConsortium.tier1, .transfer(fragment: first, to: TestConsortium.tier2, amount: 100_000_00))
             try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(split)) { #expect($0.status == .ok) }
-            // A rule refusal is committed as refused, with its code.
+            // A transaction that breaks a rule is refused at admission, with the rule's code.
             let tooMuch = factory.make(TestConsortium.tier1, .transfer(fragment: first, to: TestConsortium.tier2, amount: 1))
             try await client.execute(uri: "/v1/transactions?wait=true&timeout=60", method: .post, body: Self.body(tooMuch)) { response in
                 #expect(response.status == .unprocessableContent)
                 let view = try Self.decode(TransactionView.self, response)
-                #expect(view.status == "rejected" && view.code == "fragmentClosed" && view.height != nil)
+                #expect(view.status == "rejected" && view.code == "fragmentClosed" && view.height == nil)
             }
             try await client.execute(uri: "/v1/transactions/\(split.id.hex)", method: .get) { response in
                 let decoded = try Self.decode(TransactionView.self, response)

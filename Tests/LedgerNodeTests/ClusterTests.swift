@@ -132,6 +132,16 @@ struct TestCluster {
         #expect(await cluster.node(1).submit(forged)?.code == .badSignature)
     }
 
+    @Test func aTransactionThatBreaksARuleIsRefusedAtAdmission() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        // tier1 does not hold this fragment (it does not exist): refused now, with the rule's code.
+        let transfer = cluster.factory.make(TestConsortium.tier1, .transfer(fragment: FragmentID(.zero), to: TestConsortium.tier2, amount: 1))
+        let rejection = await cluster.node(0).submit(transfer)
+        #expect(rejection?.code == .unknownFragment)
+        #expect(cluster.node(0).status(of: transfer.id) == .unknown)
+    }
+
     @Test func aStoppedNodeRestartsFromItsDataAndCatchesUp() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
