@@ -336,6 +336,53 @@ public struct EligibilityEngine: Sendable {
     public func evaluate<S: LedgerStateReader, A: EligibilityAggregates, H: ChainHistory>(
         batch questions: [Question], asOf: AsOf, policy: EligibilityPolicy, state: S, aggregates: A, history: H
     ) throws -> [EligibilityAnswer] {
-        try questions.map { try evaluate($0, asOf: asOf, policy: policy, state: state, aggregates: aggregates, history: history) }
+        // Members and roots repeat across a screening (a few parties, many fragments per root):
+        // read each once. Safe because every question is answered at the same height.
+        let cached = BatchStateCache(base: state)
+        let located = BatchHistoryCache(base: history)
+        return try questions.map { try evaluate($0, asOf: asOf, policy: policy, state: cached, aggregates: aggregates, history: located) }
     }
+}
+
+/// Locates each transaction once for the length of one batch (a root's confirmation is also its
+/// first fragment's creation, and siblings share ancestors).
+final class BatchHistoryCache<Base: ChainHistory>: ChainHistory {
+    let base: Base
+    private var located: [Hash: LocatedTransaction?] = [:]
+    init(base: Base) { self.base = base }
+    func locate(_ id: Hash) throws -> LocatedTransaction? {
+        if let known = located[id] { return known }
+        let value = try base.locate(id)
+        located[id] = value
+        return value
+    }
+    func committedBlock(at height: Height) throws -> CommittedBlock? { try base.committedBlock(at: height) }
+    func receipts(at height: Height) throws -> [Receipt] { try base.receipts(at: height) }
+    func registration(of member: MemberID) throws -> Hash? { try base.registration(of: member) }
+}
+
+/// Reads through to a state once per member and root for the length of one batch.
+final class BatchStateCache<Base: LedgerStateReader>: LedgerStateReader {
+    let base: Base
+    private var members: [MemberID: Member?] = [:]
+    private var roots: [ReceivableID: ReceivableRoot?] = [:]
+
+    init(base: Base) { self.base = base }
+
+    func member(_ id: MemberID) throws -> Member? {
+        if let known = members[id] { return known }
+        let value = try base.member(id)
+        members[id] = value
+        return value
+    }
+    func root(_ id: ReceivableID) throws -> ReceivableRoot? {
+        if let known = roots[id] { return known }
+        let value = try base.root(id)
+        roots[id] = value
+        return value
+    }
+    func nonce(of id: MemberID) throws -> UInt64 { try base.nonce(of: id) }
+    func fragment(_ id: FragmentID) throws -> Fragment? { try base.fragment(id) }
+    func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try base.invoice(key) }
+    func financingRequest(_ id: Hash) throws -> FinancingRequest? { try base.financingRequest(id) }
 }
