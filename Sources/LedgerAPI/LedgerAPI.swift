@@ -14,7 +14,8 @@ public struct LedgerAPI: Sendable {
     /// Names of the validators this node is connected to (from the transport).
     public var peersConnected: @Sendable () -> [String]
     /// Largest request body accepted.
-    public var maxBodyBytes = 1 << 20
+    public var maxBodyBytes = 4 << 20
+    let eligibilityService = EligibilityService()
 
     public init(node: ValidatorNode, peersConnected: @escaping @Sendable () -> [String] = { [] }) {
         self.node = node
@@ -47,6 +48,8 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/receivables/:id") { _, context in try json(try receivable(ReceivableID(try hashParameter(context, "id")))) }
         router.get("/v1/fragments") { request, _ in try json(try listFragments(request)) }
         router.get("/v1/fragments/:id") { _, context in try json(try fragment(FragmentID(try hashParameter(context, "id")))) }
+        router.post("/v1/eligibility") { request, context in try await eligibility(request, context: context) }
+        router.get("/v1/invoices") { request, _ in try json(try invoices(request)) }
         router.get("/v1/blocks/:height") { _, context in try json(try block(try heightParameter(context))) }
         router.get("/v1/blocks/:height/proofs/:id") { _, context in
             try json(try proof(height: try heightParameter(context), id: try hashParameter(context, "id")))

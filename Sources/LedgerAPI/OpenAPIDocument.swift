@@ -427,6 +427,28 @@ enum OpenAPIDocument {
  },
  "openapi": "3.0.3",
  "paths": {
+  "/v1/invoices": {
+   "get": {
+    "summary": "An invoice with the receivable it backs, its status and every verification attestation; or a debtor's or seller's invoices",
+    "parameters": [{"name": "key", "in": "query", "schema": {"type": "string"}, "description": "CODE/NUMBER"},
+     {"name": "debtor", "in": "query", "schema": {"type": "string"}}, {"name": "seller", "in": "query", "schema": {"type": "string"}},
+     {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}],
+    "responses": {"200": {"description": "Invoices", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
+     "400": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+     "404": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+   }
+  },
+  "/v1/eligibility": {
+   "post": {
+    "summary": "Financing eligibility: every rule with its reason, the maximum advance and the price, as of this node's head; one fragment with an amount, or a batch",
+    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["bank"], "properties": {
+      "fragment": {"type": "string"}, "fragments": {"type": "array", "items": {"type": "string"}}, "bank": {"type": "string"},
+      "amount": {"type": "string", "description": "major units, e.g. 142500.00"}, "currency": {"type": "string"},
+      "policy": {"type": "object", "description": "the bank's policy, format of docs/examples/bank-policy.json"}}}}}},
+    "responses": {"200": {"description": "An answer (or one per fragment for a batch)", "content": {"application/json": {"schema": {"type": "object"}}}},
+     "400": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+   }
+  },
   "/health": {
    "get": {
     "responses": {

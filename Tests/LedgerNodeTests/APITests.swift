@@ -39,7 +39,7 @@ import Testing
                 let paths = (document?["paths"] as? [String: Any]) ?? [:]
                 for path in ["/health", "/metrics", "/v1/status", "/v1/transactions", "/v1/transactions/{id}", "/v1/receivables",
                              "/v1/receivables/{id}", "/v1/fragments", "/v1/fragments/{id}", "/v1/blocks/{height}",
-                             "/v1/blocks/{height}/proofs/{id}"] {
+                             "/v1/blocks/{height}/proofs/{id}", "/v1/eligibility", "/v1/invoices"] {
                     #expect(paths[path] != nil, "the OpenAPI document does not describe \(path)")
                 }
             }
@@ -101,6 +101,17 @@ import Testing
                 let decoded = try Self.decode([RootView].self, response)
                 #expect(decoded.count == 1)
             }
+            try await client.execute(uri: "/v1/invoices?key=3100261130/77", method: .get) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+                let invoices = try Self.decode([InvoiceView].self, response)
+                #expect(invoices.first?.boundRoot == root && invoices.first?.status == "normal")
+                #expect(invoices.first?.attestations.map(\.source) == ["debtor-confirmation"])
+            }
+            try await client.execute(uri: "/v1/invoices?seller=tier1-supplier", method: .get) { response in
+                let decoded = try Self.decode([InvoiceView].self, response)
+                #expect(decoded.count == 1)
+            }
+            try await client.execute(uri: "/v1/invoices?key=3100261130/99999", method: .get) { #expect($0.status == .notFound) }
             let height = try #require(try cluster.node(0).store.transaction(id: split.id)?.height)
             try await client.execute(uri: "/v1/blocks/\(height.value)", method: .get) { response in
                 let block = try Self.decode(BlockView.self, response)
@@ -160,6 +171,56 @@ import Testing
             try await client.execute(uri: "/v1/transactions/\(Hash.zero.hex)", method: .get) { response in
                 let decoded = try Self.decode(TransactionView.self, response)
                 #expect(decoded.status == "unknown")
+            }
+        }
+    }
+}
+
+@Suite(.serialized) struct EligibilityAPITests {
+    @Test func theSameQuestionGetsByteIdenticalAnswersFromEveryNode() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let consortium = cluster.consortium
+        let terms = consortium.terms(face: 200_000_00, invoiceNumber: "901", issue: "2026-01-02", maturity: "2027-12-31")
+        let proposal = cluster.factory.make(TestConsortium.tier1, .proposeReceivable(terms))
+        #expect(await cluster.node(0).submit(proposal) == nil)
+        try await cluster.waitUntilEveryoneCommitted(proposal.id)
+        let root = ReceivableID(proposal.id)
+        let confirm = cluster.factory.make(TestConsortium.core, .confirmReceivable(root))
+        #expect(await cluster.node(1).submit(confirm) == nil)
+        try await cluster.waitUntilEveryoneCommitted(confirm.id)
+        let height = cluster.running.map { $0.nodeStatus.height }.max()!
+        for node in cluster.running { try await cluster.waitForHeight(node, atLeast: height) }
+
+        let fragment = FragmentID.initial(of: root, suite: consortium.suite)
+        let question = EligibilityRequest(fragment: fragment.hash, bank: "bank-a", amount: "150000.00", currency: "CNY")
+        let body = ByteBuffer(bytes: try JSONEncoder().encode(question))
+        var answers: [Data] = []
+        for node in cluster.running {
+            let app = Application(router: LedgerAPI(node: node).router())
+            let answer = try await app.test(.router) { client in
+                try await client.execute(uri: "/v1/eligibility", method: .post, body: body) { response in
+                    #expect(response.status == .ok, "\(String(buffer: response.body))")
+                    return Data(buffer: response.body)
+                }
+            }
+            answers.append(answer)
+        }
+        #expect(answers.count == 4 && Set(answers).count == 1, "the four nodes answered differently")
+        let answer = try JSONSerialization.jsonObject(with: answers[0]) as? [String: Any]
+        #expect(answer?["eligible"] as? Bool == true)
+
+        // A batch, and a bad request.
+        let app = Application(router: LedgerAPI(node: cluster.node(2)).router())
+        try await app.test(.router) { client in
+            let batch = ByteBuffer(bytes: try JSONEncoder().encode(EligibilityRequest(fragments: [fragment.hash, Hash.zero], bank: "bank-a")))
+            try await client.execute(uri: "/v1/eligibility", method: .post, body: batch) { response in
+                #expect(response.status == .ok)
+                let list = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [[String: Any]]
+                #expect(list?.count == 2 && list?[0]["eligible"] as? Bool == true && list?[1]["eligible"] as? Bool == false)
+            }
+            try await client.execute(uri: "/v1/eligibility", method: .post, body: ByteBuffer(string: #"{"bank": "bank-a"}"#)) { response in
+                #expect(response.status == .badRequest)
             }
         }
     }

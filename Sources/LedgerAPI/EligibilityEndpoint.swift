@@ -1,0 +1,147 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerStore
+import Synchronization
+
+/// `POST /v1/eligibility`: can a bank finance a fragment (or a morning's batch of fragments), for
+/// how much, and why. The bank sends its own policy with the question; it is never stored. Answers
+/// are as of this node's last committed block and named by its height and hash, so the same
+/// question to any node at the same height gets the same bytes.
+public struct EligibilityRequest: Codable, Sendable {
+    /// One fragment, with `amount`.
+    public var fragment: Hash?
+    /// A batch; each fragment is asked for its whole outstanding amount.
+    public var fragments: [Hash]?
+    public var bank: String
+    /// Amount in major units, e.g. "142500.00" (single question).
+    public var amount: String?
+    public var currency: String?
+    /// The bank's policy (the format of docs/examples/bank-policy.json); without it only the
+    /// ledger's rules apply.
+    public var policy: EligibilityPolicy.Document?
+
+    public init(fragment: Hash? = nil, fragments: [Hash]? = nil, bank: String, amount: String? = nil, currency: String? = nil,
+                policy: EligibilityPolicy.Document? = nil) {
+        self.fragment = fragment; self.fragments = fragments; self.bank = bank
+        self.amount = amount; self.currency = currency; self.policy = policy
+    }
+}
+
+/// The node's eligibility service, opened on first use (its own read-only connection).
+final class EligibilityService: Sendable {
+    let service = Mutex<StoreEligibility?>(nil)
+
+    func with<T>(_ store: LedgerStore, _ body: (StoreEligibility) throws -> T) throws -> T {
+        let eligibility = try service.withLock { cached in
+            if let cached { return cached }
+            let made = try StoreEligibility(store: store)
+            cached = made
+            return made
+        }
+        return try body(eligibility)
+    }
+}
+
+extension LedgerAPI {
+    func eligibility(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: maxBodyBytes)
+        let question: EligibilityRequest
+        do {
+            question = try JSONDecoder().decode(EligibilityRequest.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"fragment\" or \"fragments\", \"bank\", \"amount\", \"currency\", \"policy\"}: \(error)")
+        }
+        guard let bank = MemberID(question.bank) else { throw APIError(.badRequest, "badQuery", "\"\(question.bank)\" is not a member id") }
+        guard let currency = CurrencyCode(question.currency ?? "CNY") else {
+            throw APIError(.badRequest, "badQuery", "currency must be a three-letter ISO 4217 code")
+        }
+        let policy: EligibilityPolicy
+        if let document = question.policy {
+            do {
+                policy = try EligibilityPolicy.validated(document)
+            } catch {
+                throw APIError(.badRequest, "badPolicy", "\(error)")
+            }
+        } else {
+            policy = EligibilityPolicy(bank: bank, currency: currency, minDaysToMaturity: 0, maxTenorDays: 36_500, advanceRateBps: 10_000,
+                                       discountRateBps: 0, dayCountBasis: 360, defaultCreditLine: MinorUnits(Int64.max),
+                                       excludeDebtorsWithOverdue: false, overdueShareTriggerBps: 10_000, maturityWarningBandDays: 0)
+        }
+        if let fragment = question.fragment {
+            guard let text = question.amount, let amount = Money.parse(text, currency) else {
+                throw APIError(.badRequest, "badQuery", "a single question needs \"amount\" in major units, e.g. \"142500.00\"")
+            }
+            let answer = try eligibilityService.with(store) {
+                try $0.answer(.init(fragment: FragmentID(fragment), bank: bank, amount: amount), policy: policy)
+            }
+            return try json(answer)
+        }
+        guard let fragments = question.fragments, !fragments.isEmpty, fragments.count <= 50_000 else {
+            throw APIError(.badRequest, "badQuery", "give \"fragment\" with \"amount\", or \"fragments\" (1 to 50,000 ids)")
+        }
+        var questions: [EligibilityEngine.Question] = []
+        for id in fragments {
+            let outstanding = try store.fragment(FragmentID(id))?.outstanding ?? .zero
+            questions.append(.init(fragment: FragmentID(id), bank: bank, amount: Money(outstanding, currency)))
+        }
+        let answers = try eligibilityService.with(store) { try $0.answers(questions, policy: policy) }
+        return try json(answers)
+    }
+}
+
+/// An invoice on the ledger with the receivable it backs and every verification attestation.
+public struct InvoiceView: Codable, Sendable {
+    public struct Attestation: Codable, Sendable {
+        public var attester: MemberID
+        /// debtor-confirmation or verifier.
+        public var source: String
+        public var status: String
+        public var evidenceHash: Hash?
+        public var transaction: Hash
+        public var height: Height
+    }
+    public var invoice: Invoice
+    public var key: String
+    public var boundRoot: ReceivableID?
+    /// normal, voided or red-reversed.
+    public var status: String
+    public var replacedBy: String?
+    public var attestations: [Attestation]
+
+    init(_ record: InvoiceRecord) {
+        invoice = record.invoice
+        key = record.invoice.key.description
+        boundRoot = record.boundRoot
+        status = record.status.description
+        replacedBy = record.replacedBy?.description
+        attestations = record.attestations.map {
+            Attestation(attester: $0.attester, source: $0.source == .debtorConfirmation ? "debtor-confirmation" : "verifier",
+                        status: $0.status.description, evidenceHash: $0.evidenceHash, transaction: $0.transaction, height: $0.height)
+        }
+    }
+}
+
+extension LedgerAPI {
+    /// `GET /v1/invoices?key=CODE/NUMBER`, `?debtor=MEMBER` or `?seller=MEMBER`.
+    func invoices(_ request: Request) throws -> [InvoiceView] {
+        let query = request.uri.queryParameters
+        if let text = query.get("key") {
+            guard let key = InvoiceKey(text: text) else { throw APIError(.badRequest, "badQuery", "key must be CODE/NUMBER (letters and digits)") }
+            guard let record = try store.invoice(key) else { throw APIError(.notFound, "unknownInvoice", "invoice \(text) is not on the ledger") }
+            return [InvoiceView(record)]
+        }
+        let limit = min(query.get("limit").flatMap(Int.init) ?? 100, 1_000)
+        for (name, isSeller) in [("seller", true), ("debtor", false)] {
+            guard let text = query.get(name) else { continue }
+            guard let id = MemberID(text), let member = try store.member(id) else {
+                throw APIError(.notFound, "unknownMember", "\(text) is not a member")
+            }
+            let records = isSeller ? try store.invoices(sellerTaxID: member.creditCode, limit: limit)
+                                   : try store.invoices(buyerTaxID: member.creditCode, limit: limit)
+            return records.map(InvoiceView.init)
+        }
+        throw APIError(.badRequest, "badQuery", "give key=CODE/NUMBER, debtor= or seller=")
+    }
+}
