@@ -82,7 +82,7 @@ final class LocalConsortium: @unchecked Sendable {
     func start(_ index: Int) throws {
         try FileManager.default.createDirectory(atPath: (directory as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)
         let log = (directory as NSString).appendingPathComponent("logs/node-\(index).log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         let process = Process()

@@ -223,7 +223,7 @@ final class OffsetClock: Sendable {
 /// The node's links to its peers over the TLS transport.
 struct TransportLinks: PeerLinks {
     let transport: PeerTransport
-    func send(_ frame: [UInt8], to peer: ValidatorIndex) { _ = transport.send(frame, to: peer) }
+    func send(_ frame: [UInt8], to peer: ValidatorIndex) { transport.send(frame, to: peer) }
     func broadcast(_ frame: [UInt8]) { transport.broadcast(frame) }
 }
 
