@@ -42,8 +42,17 @@ public struct StoreApplication: ReplicaApplication {
     /// Why the last transaction offered to `admit` was refused (the replica keeps only a sentence).
     public private(set) var lastAdmissionRejection: Rejection?
 
+    /// Transactions whose signature this node checked at admission, not yet committed: a block
+    /// carrying them is validated without checking those signatures again (bounded).
+    var admitted: [Hash: Signature] = [:]
+    static let admittedLimit = 200_000
+
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
         lastAdmissionRejection = check(transaction)
+        if lastAdmissionRejection == nil {
+            if admitted.count >= Self.admittedLimit { admitted.removeAll(keepingCapacity: true) }
+            admitted[transaction.id] = transaction.signature
+        }
         return lastAdmissionRejection
     }
 
@@ -110,7 +119,7 @@ public struct StoreApplication: ReplicaApplication {
             throw BlockValidationError(.duplicateTransaction, "transaction \(transaction.id.short) is already committed")
         }
         let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
-                                           signatures: certified ? .trusted : .verify)
+                                           signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted))
         remember(block, result: result, before: before)
     }
 
@@ -133,6 +142,7 @@ public struct StoreApplication: ReplicaApplication {
             }
             try store.append(committed, result: result)
             committedSinceLastTake.append((committed.block.header.height, result.receipts))
+            for transaction in committed.block.transactions { admitted[transaction.id] = nil }
         } catch {
             failure = error
             return

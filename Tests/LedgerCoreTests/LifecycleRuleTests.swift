@@ -485,3 +485,47 @@ import Testing
         #expect(try ledger.submit(C.tier1, .proposeReceivable(terms)).code == .overflow)
     }
 }
+
+/// A validator checks each client signature once: at admission. A block carrying an admitted
+/// transaction skips that check only when id and signature bytes both match what was admitted.
+@Suite struct SignatureOncePolicyTests {
+    func setUp() -> (Ledger, SignedTransaction, BlockContext) {
+        var ledger = Ledger()
+        let transaction = ledger.tx.make(TestConsortium.tier1, .proposeReceivable(ledger.consortium.terms(face: 100, invoiceNumber: "1")))
+        let tip = ledger.chain.tip
+        let context = BlockContext(chainID: "scf-test", height: tip.height.next, previousHash: tip.hash, previousStateDigest: tip.stateDigest,
+                                   timestamp: ChainBuilder.time("2026-01-10"), view: 0, proposer: 0)
+        return (ledger, transaction, context)
+    }
+
+    @Test func anAdmittedSignatureIsNotCheckedAgain() throws {
+        let (ledger, transaction, context) = setUp()
+        // Same id and signature as admitted, but the signature is garbage: only skipping can accept it.
+        let garbage = try SignedTransaction(wireBytes: Self.withSignature(transaction, [UInt8](repeating: 7, count: 64)),
+                                            suite: ledger.consortium.suite)
+        let result = try ledger.consortium.executor.execute([garbage], context: context, state: ledger.state,
+                                                            signatures: .verifyUnlessAdmitted([garbage.id: garbage.signature]))
+        #expect(result.receipts.first?.isCommitted == true)
+        #expect(throws: BlockValidationError.self) {
+            try ledger.consortium.executor.execute([garbage], context: context, state: ledger.state, signatures: .verify)
+        }
+    }
+
+    @Test func aForgedSignatureUnderAnAdmittedIdIsStillCaught() throws {
+        let (ledger, transaction, context) = setUp()
+        let forged = try SignedTransaction(wireBytes: Self.withSignature(transaction, [UInt8](repeating: 9, count: 64)),
+                                           suite: ledger.consortium.suite)
+        #expect(forged.id == transaction.id)
+        #expect(throws: BlockValidationError.self) {
+            try ledger.consortium.executor.execute([forged], context: context, state: ledger.state,
+                                                   signatures: .verifyUnlessAdmitted([transaction.id: transaction.signature]))
+        }
+    }
+
+    static func withSignature(_ transaction: SignedTransaction, _ signature: [UInt8]) -> [UInt8] {
+        var writer = CanonicalWriter()
+        writer.write(bytes: transaction.bodyBytes)
+        writer.write(Signature(rawRepresentation: signature))
+        return writer.bytes
+    }
+}

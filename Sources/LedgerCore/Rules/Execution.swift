@@ -39,13 +39,26 @@ public struct BlockExecutor: Sendable {
     }
 
     /// How signatures are treated during execution.
-    public enum SignaturePolicy: Sendable {
+    public enum SignaturePolicy: Sendable, Equatable {
         /// Check every signature; a bad one makes the block invalid (validators, `ledger verify`).
         case verify
         /// Check every signature and leave out transactions whose signature is bad (the primary building a block).
         case verifyAndDrop
         /// Signatures were already checked (mempool admission, or catch-up trusting commit certificates).
         case trusted
+        /// Check every signature except those this node already checked at admission: a transaction
+        /// is skipped only if both its id and its signature bytes are the ones admitted, so a primary
+        /// cannot pass a forged signature under an admitted id.
+        case verifyUnlessAdmitted([Hash: Signature])
+
+        /// Whether `transaction`'s signature must be checked now.
+        func mustCheck(_ transaction: SignedTransaction) -> Bool {
+            switch self {
+            case .trusted: false
+            case .verifyUnlessAdmitted(let admitted): admitted[transaction.id] != transaction.signature
+            case .verify, .verifyAndDrop: true
+            }
+        }
     }
 
     /// Executes transactions on top of `state`. Throws `BlockValidationError` only for faults that

@@ -52,7 +52,7 @@ struct Scope<S: LedgerStateReader> {
         guard let signer = try member(body.signer) else {
             throw Rejection(.unknownMember, "\(body.signer) is not a member of this consortium; ask the operator to register it first")
         }
-        if signatures != .trusted, !transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) {
+        if signatures.mustCheck(transaction), !transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) {
             throw BadSignature(signer: signer.id)
         }
         let last = try block.nonce(of: signer.id)
