@@ -289,6 +289,9 @@ public struct LedgerAPI: Sendable {
         # HELP scf_dropped_peer_frames_total Frames from peers dropped because the node's queue was full.
         # TYPE scf_dropped_peer_frames_total counter
         scf_dropped_peer_frames_total \(node.droppedFrames.load(ordering: .relaxed))
+        # HELP scf_misbehaviour_reports_total Misbehaviour by other validators this node detected and logged with evidence.
+        # TYPE scf_misbehaviour_reports_total counter
+        scf_misbehaviour_reports_total \(node.misbehaviourReports.load(ordering: .relaxed))
         # HELP scf_halted 1 if the node stopped on a storage failure.
         # TYPE scf_halted gauge
         scf_halted \(status.halted == nil ? 0 : 1)

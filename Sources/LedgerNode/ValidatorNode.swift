@@ -83,6 +83,8 @@ public final class ValidatorNode: @unchecked Sendable {
     public static let maxQueuedFrames = 20_000
     /// Frames dropped because the queue was full (for metrics).
     public let droppedFrames = Atomic<Int>(0)
+    /// Misbehaviour this node has detected and reported, with evidence, since it started (for metrics).
+    public let misbehaviourReports = Atomic<Int>(0)
 
     /// Opens the node's ledger and replica state in its data directory and restarts the replica
     /// from them (a fresh directory starts at genesis).
@@ -285,6 +287,7 @@ public final class ValidatorNode: @unchecked Sendable {
             case .requestStateTransfer(let request):
                 startCatchUp(request)
             case .reportMisbehaviour(let validator, let evidence):
+                misbehaviourReports.add(1, ordering: .relaxed)
                 emit(.misbehaviour(validator, evidence))
             case .dropTransaction(let id, let rejection):
                 remember(dropped: id, rejection)
