@@ -3,8 +3,8 @@ import Testing
 
 /// Four real `scf node start` processes on loopback: commits through any node, kill -9 of a backup
 /// and of the primary with no committed transaction lost, a node down for 500 blocks catching up,
-/// and a node with an empty data directory syncing from genesis. The scenarios live in
-/// `scf cluster-check` (Sources/scf/Commands/ClusterCheck.swift) so they can also be run by hand.
+/// and a node with an empty data directory syncing from genesis; a Byzantine validator. The scenarios live in `scf cluster-check`
+/// (Sources/scf/Commands/ClusterCheck.swift) so they can also be run by hand.
 @Suite struct ProcessClusterTests {
     static func scfBinary() -> String? {
         let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -17,15 +17,15 @@ import Testing
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    @Test(.timeLimit(.minutes(5)))
-    func crashRestartAndCatchUpOnRealProcesses() throws {
-        guard let scf = Self.scfBinary() else {
+    /// Runs `scf cluster-check ARGUMENTS` to completion: its exit status and everything it printed.
+    static func runClusterCheck(_ arguments: [String]) throws -> (Int32, String) {
+        guard let scf = scfBinary() else {
             Issue.record("the scf binary is not built next to the tests; run `swift build` first or set SCF_BINARY")
-            return
+            return (-1, "")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: scf)
-        process.arguments = ["cluster-check", "--blocks", "500"]
+        process.arguments = ["cluster-check"] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -34,7 +34,22 @@ import Testing
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         print(text)
-        #expect(process.terminationStatus == 0, "scf cluster-check failed:\n\(text)")
+        return (process.terminationStatus, text)
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func crashRestartAndCatchUpOnRealProcesses() throws {
+        let (status, text) = try Self.runClusterCheck(["--blocks", "500"])
+        #expect(status == 0, "scf cluster-check failed:\n\(text)")
         #expect(text.contains("all scenarios passed"))
+    }
+
+    /// The modes the protocol can prove (equivocation) and the one aimed at the transport (flood);
+    /// the others run by hand: `scf cluster-check --byzantine conflicting-votes|forge-signatures|replay`.
+    @Test(.timeLimit(.minutes(5)), arguments: ["equivocate", "flood"])
+    func aByzantineValidatorCannotStopOrSplitTheHonestOnes(mode: String) throws {
+        let (status, text) = try Self.runClusterCheck(["--byzantine", mode, "--transactions", "24"])
+        #expect(status == 0, "scf cluster-check --byzantine \(mode) failed:\n\(text)")
+        #expect(text.contains("byzantine scenario passed: \(mode)"))
     }
 }

@@ -21,6 +21,9 @@ struct ClusterCheck: AsyncParsableCommand {
     @Option(help: "Keep the data here.") var keep: String?
     @Option(help: "Instead of the scenarios, offer this many transactions as load and report committed throughput.") var load: Int?
     @Option(help: "With --load: how many signers submit at once.") var signers = 16
+    @Option(help: "Instead of the scenarios, run node-0 with `--byzantine MODE` under steady load (equivocate, conflicting-votes, forge-signatures, replay, flood).")
+    var byzantine: ByzantineMode?
+    @Option(help: "With --byzantine: how many transactions the load submits.") var transactions = 30
 
     func run() async throws {
         try await reportingErrors {
@@ -29,7 +32,9 @@ struct ClusterCheck: AsyncParsableCommand {
             var check = try Scenarios(consortium: LocalConsortium(directory: directory, suite: Ed25519SHA256Suite(),
                                                                    genesisDate: ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)))
             defer { check.consortium.stopAll() }
-            if let load {
+            if let byzantine {
+                try await check.byzantine(byzantine, transactions: transactions)
+            } else if let load {
                 try await check.throughput(transactions: load, signers: signers)
             } else {
                 try await check.run(blocks: blocks)
@@ -229,7 +234,118 @@ extension Scenarios {
     }
 }
 
+extension Scenarios {
+    /// node-0 runs `scf node start --byzantine MODE`; the three honest nodes take a steady load.
+    /// Passes when every transaction commits on all three, they hold the same block at every
+    /// height, no honest node is ever reported, node-0 did misbehave (its own log counts the frames),
+    /// and the honest nodes show what they saw: misbehaviour with evidence for what the protocol
+    /// can prove (equivocation, conflicting votes, bad signatures), ignored frames and closed
+    /// connections for a flood.
+    mutating func byzantine(_ mode: ByzantineMode, transactions: Int) async throws {
+        let honest = [1, 2, 3]
+        let byzantineNode = try ByzantineProcess(consortium: consortium, index: 0, mode: mode)
+        defer { byzantineNode.stop() }
+        for index in honest { try consortium.start(index) }
+        // A flooding node's links are closed again and again; honest nodes need only each other.
+        for index in honest { try await consortium.waitUntilReady(index, peers: mode == .flood ? 2 : 3) }
+        if mode != .flood { try await consortium.waitUntilReady(0) }
+        log("scenario: node-0 is Byzantine (\(mode)); \(transactions) transactions through the honest nodes")
+        let started = Date()
+        for round in 0..<transactions { _ = try await register(via: honest[round % honest.count]) }
+        let seconds = Date().timeIntervalSince(started)
+        let height = try await headsAgree(honest)
+        try await noCommittedTransactionLost(honest)
+        for number in 1...max(1, Int(height.value)) {
+            let hashes = try await honest.asyncMap { try await consortium.get(BlockView.self, node: $0, "/v1/blocks/\(number)").hash }
+            guard Set(hashes).count == 1 else { throw CLIError("honest nodes hold different blocks at height \(number): \(hashes)") }
+        }
+        log(String(format: "  ok: %d transactions committed in %.1f s; nodes 1-3 hold the same block at every height 1-%llu",
+                   transactions, seconds, height.value))
+
+        try await Task.sleep(for: .seconds(3))   // the Byzantine node logs its count every two seconds
+        let byzantineLog = try String(contentsOfFile: consortium.logPath(0), encoding: .utf8)
+        guard byzantineLog.contains("BYZANTINE TEST MODE \(mode)") else { throw CLIError("node-0 did not start in Byzantine mode; see \(consortium.logPath(0))") }
+        let sent = byzantineLog.split(separator: "\n").compactMap { line -> Int? in
+            guard let range = line.range(of: "misbehaving frames sent so far") else { return nil }
+            return Int(line[..<range.lowerBound].split(separator: " ").last ?? "")
+        }.max() ?? 0
+        guard sent > 0 else { throw CLIError("node-0 never misbehaved (no tampered frame sent), so this run proves nothing") }
+
+        var reports: [Int] = [], lines: [String] = []
+        for index in honest {
+            let metrics = try await consortium.text(node: index, "/metrics")
+            let value = metrics.split(separator: "\n").first { $0.hasPrefix("scf_misbehaviour_reports_total ") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            reports.append(value)
+            lines.append(try String(contentsOfFile: consortium.logPath(index), encoding: .utf8))
+        }
+        let all = lines.joined(separator: "\n")
+        for index in honest where all.contains("MISBEHAVIOUR by node-\(index):") {
+            throw CLIError("an honest node (node-\(index)) was reported as misbehaving; see the logs in \(consortium.directory)/logs")
+        }
+        func count(_ text: String) -> Int { all.components(separatedBy: text).count - 1 }
+        let evidence = ["equivocation", "conflicting-commits", "conflicting-checkpoints", "bad-signature", "malformed", "invalid-proposal"]
+            .map { ($0, count("MISBEHAVIOUR by node-0: \($0)")) }.filter { $0.1 > 0 }
+        log("  node-0 sent \(sent) misbehaving frames; honest scf_misbehaviour_reports_total: \(reports); evidence in logs: "
+            + (evidence.isEmpty ? "none" : evidence.map { "\($0.0) ×\($0.1)" }.joined(separator: ", "))
+            + "; ignored frames logged: \(count("ignored a frame from node-0")); connections closed on oversized frames: \(count("frameTooLarge"))")
+        switch mode {
+        case .equivocate:
+            guard reports.reduce(0, +) > 0, count("MISBEHAVIOUR by node-0: equivocation") > 0 else {
+                throw CLIError("no honest node reported node-0's equivocation")
+            }
+        case .conflictingVotes:
+            guard reports.reduce(0, +) > 0, count("MISBEHAVIOUR by node-0: conflicting-") > 0 else {
+                throw CLIError("no honest node reported node-0's conflicting votes")
+            }
+        case .forgeSignatures:
+            guard reports.reduce(0, +) > 0, count("MISBEHAVIOUR by node-0: bad-signature") > 0 else {
+                throw CLIError("no honest node reported node-0's forged signatures")
+            }
+        case .replay:
+            break   // replayed genuine messages are ignored as stale or duplicate: nothing to prove, nothing lost
+        case .flood:
+            guard count("ignored a frame from node-0") > 0, count("frameTooLarge") > 0 else {
+                throw CLIError("the honest nodes did not log the flood (ignored frames and connections closed on oversized frames)")
+            }
+        }
+        log("byzantine scenario passed: \(mode), \(committed.count) transactions committed, none lost, honest nodes agree")
+    }
+}
+
+/// A `scf node start --byzantine MODE` process for one of the consortium's validators.
+final class ByzantineProcess {
+    let process = Process()
+
+    init(consortium: LocalConsortium, index: Int, mode: ByzantineMode) throws {
+        try FileManager.default.createDirectory(atPath: (consortium.directory as NSString).appendingPathComponent("logs"), withIntermediateDirectories: true)
+        let log = consortium.logPath(index)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.executableURL = URL(fileURLWithPath: consortium.executable)
+        process.arguments = ["node", "start", "--config", (consortium.directory as NSString).appendingPathComponent("node-\(index).json"),
+                             "--byzantine", mode.rawValue]
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
 extension LocalConsortium {
+    func logPath(_ index: Int) -> String { (directory as NSString).appendingPathComponent("logs/node-\(index).log") }
+
+    /// A GET answered as text (for /metrics).
+    func text(node index: Int, _ path: String) async throws -> String {
+        let (data, _) = try await URLSession.shared.data(from: url(index, path))
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Submits without waiting for the outcome.
     func post(_ transaction: SignedTransaction, to index: Int) async throws {
         var request = URLRequest(url: url(index, "/v1/transactions"))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consensus
 import Foundation
 import Hummingbird
 import LedgerAPI
@@ -131,6 +132,8 @@ struct NodeCommand: AsyncParsableCommand {
         )
         @Option(help: "The node's configuration file.") var config: String
         @Option(help: .hidden) var clockOffsetFile: String?
+        /// Test and fault drills only: this node misbehaves on purpose (see `ByzantineMode`).
+        @Option(help: .hidden) var byzantine: ByzantineMode?
 
         func run() async throws {
             try await reportingErrors { try await runNode() }
@@ -164,6 +167,9 @@ struct NodeCommand: AsyncParsableCommand {
             let name = config.validator
             let log = NodeLog(name: name)
             log.info("starting \(name) (validator \(me.value) of \(validators.count)) on chain \(genesis.chainID), suite \(suite.id)")
+            if let byzantine {
+                log.info("WARNING: BYZANTINE TEST MODE \(byzantine): this node misbehaves on purpose (--byzantine is for tests and fault drills only; never run it in a consortium)")
+            }
 
             // The demo moves every node's clock forward together (to reach a maturity date) through a
             // shared offset file; a real node uses the wall clock.
@@ -177,11 +183,36 @@ struct NodeCommand: AsyncParsableCommand {
                                                                     listenAddress: try NodeConfig.address(config.listen, what: "listen"),
                                                                     peers: peers)
             transportConfiguration.maxFrameLength = Int(genesis.consensus.maxBlockBytes) * 2 + (1 << 20)
+            let honestFrameCap = transportConfiguration.maxFrameLength
+            if byzantine == .flood {
+                // So this node's own transport lets its oversized frames out; honest peers close on them.
+                transportConfiguration.maxFrameLength = honestFrameCap * 2
+            }
             let transport = try PeerTransport(configuration: transportConfiguration, consensusKey: key, credentials: credentials,
                                               onFrame: { frame in node.receive(frame.bytes, from: frame.peer) },
                                               onEvent: { event in log.info("network: \(event)") })
-            node.attach(TransportLinks(transport: transport))
+            let links: any PeerLinks
+            if let byzantine {
+                let byzantineLinks = ByzantineLinks(wrapping: TransportLinks(transport: transport), mode: byzantine, genesis: genesis,
+                                                    suite: suite, me: me, key: key)
+                byzantineLinks.startFlood(oversizedLength: honestFrameCap + 1)
+                links = byzantineLinks
+            } else {
+                links = TransportLinks(transport: transport)
+            }
+            node.attach(links)
             try await transport.start()
+            let byzantineReporter = (links as? ByzantineLinks).map { byzantineLinks in
+                Task {
+                    var last = 0
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(2))
+                        let sent = byzantineLinks.tamperedFrames.load(ordering: .relaxed)
+                        if sent != last { log.info("byzantine \(byzantineLinks.mode): \(sent) misbehaving frames sent so far") }
+                        last = sent
+                    }
+                }
+            }
 
             let apiAddress = try NodeConfig.address(config.api, what: "api")
             let api = LedgerAPI(node: node, peersConnected: {
@@ -192,6 +223,8 @@ struct NodeCommand: AsyncParsableCommand {
                                   onServerRunning: { _ in log.info("client API on http://\(apiAddress)") })
             try await app.runService()
             log.info("stopping")
+            byzantineReporter?.cancel()
+            (links as? ByzantineLinks)?.stopFlood()
             node.stop()
             await transport.shutdown()
             node.store.close()
@@ -227,13 +260,24 @@ struct TransportLinks: PeerLinks {
     func broadcast(_ frame: [UInt8]) { transport.broadcast(frame) }
 }
 
+extension ByzantineMode: ExpressibleByArgument {}
+
 /// One line per event on standard error, with a UTC timestamp and the node's name. Never logs keys.
+/// Repeated ignored frames and misbehaviour reports (a hostile peer can cause thousands a second)
+/// are logged in full ten times per peer and kind, then at most once every five seconds with a
+/// count of the lines left out, so a flood cannot fill the disk through the log.
 struct NodeLog: Sendable {
     let name: String
+    let limiter = LogLimiter()
 
     func info(_ message: String) {
         let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
         FileHandle.standardError.write(Data("\(time) \(name) \(message)\n".utf8))
+    }
+
+    func limited(_ key: String, _ message: @autoclosure () -> String) {
+        guard let suppressed = limiter.admit(key) else { return }
+        info(message() + (suppressed > 0 ? " (\(suppressed) similar lines left out since the last one)" : ""))
     }
 
     func event(_ event: ValidatorNode.Event, validators: ValidatorSet) {
@@ -245,13 +289,57 @@ struct NodeLog: Sendable {
         case .viewChanged(let view):
             info("view \(view): primary is \(validators.validator(at: validators.primary(of: view))?.name ?? "?")")
         case .misbehaviour(let validator, let evidence):
-            info("MISBEHAVIOUR by \(validators.validator(at: validator)?.name ?? "\(validator)"): \(evidence)")
+            let who = validators.validator(at: validator)?.name ?? "\(validator)"
+            limited("misbehaviour/\(validator)/\(Self.kind(of: evidence))", "MISBEHAVIOUR by \(who): \(Self.kind(of: evidence)): \(evidence)")
         case .catchUp(let from, let to, let peer):
             info("catching up: blocks \(from)-\(to) from \(validators.validator(at: peer)?.name ?? "\(peer)")")
         case .ignoredFrame(let peer, let reason):
-            info("ignored a frame from \(validators.validator(at: peer)?.name ?? "\(peer)"): \(reason)")
+            limited("ignored/\(peer)", "ignored a frame from \(validators.validator(at: peer)?.name ?? "\(peer)"): \(reason)")
         case .halted(let error):
             info("HALTED: \(error.message)")
+        }
+    }
+
+    static func kind(of evidence: Evidence) -> String {
+        switch evidence {
+        case .equivocation: "equivocation"
+        case .conflictingPrepares: "conflicting-prepares"
+        case .conflictingCommits: "conflicting-commits"
+        case .conflictingCheckpoints: "conflicting-checkpoints"
+        case .invalidProposal: "invalid-proposal"
+        case .badSignature: "bad-signature"
+        case .malformed: "malformed"
+        }
+    }
+}
+
+/// Decides which of many similar log lines to write: the first `burst` per key, then one every
+/// `interval` seconds per key.
+final class LogLimiter: Sendable {
+    let burst: Int
+    let interval: Double
+    let entries = Mutex<[String: (count: Int, lastLogged: Double, suppressed: Int)]>([:])
+
+    init(burst: Int = 10, interval: Double = 5) {
+        self.burst = burst
+        self.interval = interval
+    }
+
+    /// nil: leave this line out; otherwise how many lines of this key were left out before it.
+    func admit(_ key: String) -> Int? {
+        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        return entries.withLock { entries -> Int? in
+            var entry = entries[key] ?? (0, 0, 0)
+            entry.count += 1
+            defer { entries[key] = entry }
+            if entry.count <= burst || now - entry.lastLogged >= interval {
+                let suppressed = entry.suppressed
+                entry.lastLogged = now
+                entry.suppressed = 0
+                return suppressed
+            }
+            entry.suppressed += 1
+            return nil
         }
     }
 }
