@@ -3,7 +3,8 @@ import Testing
 
 /// Four real `scf node start` processes on loopback: commits through any node, kill -9 of a backup
 /// and of the primary with no committed transaction lost, a node down for 500 blocks catching up,
-/// and a node with an empty data directory syncing from genesis; a Byzantine validator. The scenarios live in `scf cluster-check`
+/// and a node with an empty data directory syncing from genesis; a Byzantine validator; a tampered
+/// ledger refused at start and repaired by resync. The scenarios live in `scf cluster-check`
 /// (Sources/scf/Commands/ClusterCheck.swift) so they can also be run by hand.
 @Suite struct ProcessClusterTests {
     static func scfBinary() -> String? {
@@ -51,5 +52,12 @@ import Testing
         let (status, text) = try Self.runClusterCheck(["--byzantine", mode, "--transactions", "24"])
         #expect(status == 0, "scf cluster-check --byzantine \(mode) failed:\n\(text)")
         #expect(text.contains("byzantine scenario passed: \(mode)"))
+    }
+
+    @Test(.timeLimit(.minutes(6)))
+    func aTamperedLedgerIsRefusedAtStartAndResyncedFromPeers() throws {
+        let (status, text) = try Self.runClusterCheck(["--tamper"])
+        #expect(status == 0, "scf cluster-check --tamper failed:\n\(text)")
+        #expect(text.contains("tamper scenario passed"))
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSQLite
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -24,6 +25,8 @@ struct ClusterCheck: AsyncParsableCommand {
     @Option(help: "Instead of the scenarios, run node-0 with `--byzantine MODE` under steady load (equivocate, conflicting-votes, forge-signatures, replay, flood).")
     var byzantine: ByzantineMode?
     @Option(help: "With --byzantine: how many transactions the load submits.") var transactions = 30
+    @Flag(help: "Instead of the scenarios, tamper with a stopped node's ledger (an amount, a deleted transaction, swapped blocks): it must refuse to start, and `scf node resync` must bring it back.")
+    var tamper = false
 
     func run() async throws {
         try await reportingErrors {
@@ -32,7 +35,9 @@ struct ClusterCheck: AsyncParsableCommand {
             var check = try Scenarios(consortium: LocalConsortium(directory: directory, suite: Ed25519SHA256Suite(),
                                                                    genesisDate: ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)))
             defer { check.consortium.stopAll() }
-            if let byzantine {
+            if tamper {
+                try await check.tampering()
+            } else if let byzantine {
                 try await check.byzantine(byzantine, transactions: transactions)
             } else if let load {
                 try await check.throughput(transactions: load, signers: signers)
@@ -310,6 +315,142 @@ extension Scenarios {
             }
         }
         log("byzantine scenario passed: \(mode), \(committed.count) transactions committed, none lost, honest nodes agree")
+    }
+}
+
+extension Scenarios {
+    /// Three edits of node-3's stopped ledger, one after the other. For each: `scf node start`
+    /// refuses it (non-zero exit, nothing served) naming the first bad block, `scf ledger verify`
+    /// names the same block, `scf node resync` moves the data aside, and the restarted node catches
+    /// up from its peers to the same head as the others.
+    mutating func tampering() async throws {
+        for index in 0..<4 { try consortium.start(index) }
+        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+        for round in 0..<6 { _ = try await register(via: round % 4) }
+        // A receivable gives the state tables an amount to change.
+        let suite = consortium.suite
+        let today = ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)
+        let creditor = consortium.genesis.members.first { $0.id == "tier1-supplier" }!
+        let debtor = consortium.genesis.members.first { $0.id == "core-enterprise" }!
+        let face = Money(minor: 1_234_567_00, .cny)
+        let invoice = Invoice(key: InvoiceKey(code: "T1", number: "1")!, type: .vatSpecial, issueDate: today, sellerTaxID: creditor.creditCode,
+                              buyerTaxID: debtor.creditCode, amountExcludingTax: face, amountIncludingTax: face,
+                              documentHash: suite.hash(Array("tamper-invoice".utf8)))
+        let terms = ReceivableTerms(debtor: debtor.id, creditor: creditor.id, face: face, issueDate: today, maturity: today.adding(days: 90),
+                                    invoices: [invoice])
+        let (proposal, proposalView) = try await consortium.submit(creditor.id, .proposeReceivable(terms), to: 1)
+        guard proposalView.status == "committed", let receivableHeight = proposalView.height else {
+            throw CLIError("the receivable proposal was \(proposalView.status) \(proposalView.code ?? "") \(proposalView.message ?? "")")
+        }
+        committed.append(proposal.id)
+        for round in 0..<4 { _ = try await register(via: round % 4) }
+        let registrationHeight = try await consortium.get(TransactionView.self, node: 0, "/v1/transactions/\(committed[2].hex)").height!
+        let head = try await headsAgree([0, 1, 2, 3])
+        let swapLow = Height(2), swapHigh = Height(min(head.value, 5))
+
+        let edits: [(name: String, height: Height, sql: String)] = [
+            ("a changed amount in a state table (receivableRoot.face)", receivableHeight,
+             "UPDATE receivableRoot SET face = face + 100000"),
+            ("a deleted transaction", registrationHeight,
+             "DELETE FROM \"transaction\" WHERE height = \(registrationHeight.value) AND position = 0"),
+            ("two swapped blocks (\(swapLow) and \(swapHigh))", swapLow, """
+                UPDATE block SET height = -1 WHERE height = \(swapLow.value); UPDATE "transaction" SET height = -1 WHERE height = \(swapLow.value);
+                UPDATE block SET height = \(swapLow.value) WHERE height = \(swapHigh.value);
+                UPDATE "transaction" SET height = \(swapLow.value) WHERE height = \(swapHigh.value);
+                UPDATE block SET height = \(swapHigh.value) WHERE height = -1; UPDATE "transaction" SET height = \(swapHigh.value) WHERE height = -1;
+                """),
+        ]
+        let victim = 3
+        let config = (consortium.directory as NSString).appendingPathComponent("node-\(victim).json")
+        let data = (consortium.directory as NSString).appendingPathComponent("data/node-\(victim)")
+        let ledger = (data as NSString).appendingPathComponent("ledger.sqlite")
+        for edit in edits {
+            log("scenario: \(edit.name) in node-\(victim)'s ledger")
+            consortium.kill(victim)
+            try Self.execute(edit.sql, on: ledger)
+
+            let verify = try CommandRun(consortium.executable, ["ledger", "verify", "--data", ledger], seconds: 120)
+            guard verify.status == 1, verify.output.contains("FAILED at block \(edit.height):") else {
+                throw CLIError("`scf ledger verify` did not name block \(edit.height) (exit \(verify.status)):\n\(verify.output)")
+            }
+            let refused = try CommandRun(consortium.executable, ["node", "start", "--config", config], seconds: 120)
+            guard refused.status != 0, refused.output.contains("FAILED verification at block \(edit.height) "),
+                  refused.output.contains("scf node resync --config \(config)") else {
+                throw CLIError("`scf node start` did not refuse the tampered ledger at block \(edit.height) (exit \(refused.status)):\n\(refused.output)")
+            }
+            guard !refused.output.contains("client API on") else { throw CLIError("the node served its API from a tampered ledger:\n\(refused.output)") }
+            let reason = refused.output.split(separator: "\n").first { $0.contains("FAILED verification") }.map(String.init) ?? ""
+            log("  refused at start (exit \(refused.status)): \(reason.prefix(220))…")
+
+            let resync = try CommandRun(consortium.executable, ["node", "resync", "--config", config], seconds: 60)
+            guard resync.status == 0, let moved = try FileManager.default.contentsOfDirectory(atPath: (data as NSString).deletingLastPathComponent)
+                .first(where: { $0.hasPrefix("node-\(victim).quarantine-") && !$0.contains("-checked-") }) else {
+                throw CLIError("`scf node resync` failed (exit \(resync.status)):\n\(resync.output)")
+            }
+            let quarantined = ((data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(moved)
+            guard FileManager.default.fileExists(atPath: (quarantined as NSString).appendingPathComponent("ledger.sqlite")) else {
+                throw CLIError("the quarantine folder \(quarantined) has no ledger in it")
+            }
+            // Later edits look for a fresh quarantine folder: move this one out of the way.
+            try FileManager.default.moveItem(atPath: quarantined, toPath: quarantined + "-checked-\(edit.height)")
+
+            let target = try await consortium.status(0).height
+            let started = Date()
+            try consortium.start(victim)
+            try await consortium.waitForHeight(victim, target, seconds: 120)
+            _ = try await register(via: victim)
+            let agreed = try await headsAgree([0, 1, 2, 3])
+            try await noCommittedTransactionLost([0, 1, 2, 3])
+            log(String(format: "  resynced: node-%d caught up %llu blocks in %.1f s; heads agree at %llu; the bad ledger is kept in %@",
+                       victim, target.value, Date().timeIntervalSince(started), agreed.value, moved))
+        }
+        log("tamper scenario passed: \(edits.count) edits refused at start and repaired by resync")
+    }
+
+    /// Runs SQL on a ledger file directly (what an attacker or a careless operator could do).
+    static func execute(_ sql: String, on path: String) throws {
+        var db: OpaquePointer?
+        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let db else {
+            throw CLIError("cannot open \(path) to tamper with it")
+        }
+        defer { sqlite3_close(db) }
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(db, sql, nil, nil, &error) == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(error)
+            throw CLIError("tampering with \(path) failed: \(message)")
+        }
+    }
+}
+
+/// A command run to completion (or killed after `seconds`), with its output and exit status.
+struct CommandRun {
+    var status: Int32
+    var output: String
+
+    init(_ executable: String, _ arguments: [String], seconds: Double) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let file = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-command-\(getpid())-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            try? handle.close()
+            throw CLIError("`scf \(arguments.joined(separator: " "))` still ran after \(Int(seconds)) s: \((try? String(contentsOfFile: file, encoding: .utf8)) ?? "")")
+        }
+        process.waitUntilExit()
+        try? handle.close()
+        status = process.terminationStatus
+        output = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
     }
 }
 

@@ -53,7 +53,7 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "Run a validator node, write its configuration, or ask a running node.",
-        subcommands: [Init.self, Start.self, NodeStatusCommand.self, NodeReceivableCommand.self, NodeFragmentsCommand.self, NodeBlockCommand.self]
+        subcommands: [Init.self, Start.self, Resync.self, NodeStatusCommand.self, NodeReceivableCommand.self, NodeFragmentsCommand.self, NodeBlockCommand.self]
     )
 
     struct Init: AsyncParsableCommand {
@@ -171,6 +171,9 @@ struct NodeCommand: AsyncParsableCommand {
                 log.info("WARNING: BYZANTINE TEST MODE \(byzantine): this node misbehaves on purpose (--byzantine is for tests and fault drills only; never run it in a consortium)")
             }
 
+            // Nothing is served and no vote is cast from a ledger this node cannot verify.
+            try verifyLedgerBeforeStart(dataDirectory: path(config.dataDirectory), genesis: genesis, log: log)
+
             // The demo moves every node's clock forward together (to reach a maturity date) through a
             // shared offset file; a real node uses the wall clock.
             let clock = clockOffsetFile.map { OffsetClock(file: $0).now } ?? ValidatorNode.wallClock
@@ -230,6 +233,121 @@ struct NodeCommand: AsyncParsableCommand {
             node.store.close()
             log.info("stopped")
             if let reason = node.haltReason, reason.code != .halted { throw CLIError(reason.message) }
+        }
+    }
+}
+
+extension NodeCommand.Start {
+    /// Runs the full `LedgerVerifier` over the node's ledger (every hash, signature, certificate and
+    /// state row from genesis). On a failure the node does not start: the error names the first bad
+    /// block and how to resync from peers.
+    func verifyLedgerBeforeStart(dataDirectory: String, genesis: Genesis, log: NodeLog) throws {
+        let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
+        guard FileManager.default.fileExists(atPath: ledger) else {
+            log.info("no ledger in \(dataDirectory) yet: starting from genesis and syncing from peers")
+            return
+        }
+        let resync = """
+            This node will not serve or vote on a ledger it cannot verify. To resync from the other validators: \
+            `scf node resync --config \(config)` (moves \(dataDirectory) aside into a dated quarantine folder, deleting nothing, \
+            and keeps keys and configuration), then `scf node start --config \(config)` again: the node fetches every block \
+            from its peers and checks each commit certificate. `scf ledger verify --data \(ledger)` shows the same report.
+            """
+        log.info("verifying the ledger in \(ledger) before starting")
+        var lastLogged = ContinuousClock.now
+        let report: VerificationReport
+        do {
+            report = try LedgerVerifier(options: .init(progressInterval: 1_000)).verify(path: ledger, genesis: genesis) { progress in
+                guard ContinuousClock.now - lastLogged >= .seconds(5) else { return }
+                lastLogged = ContinuousClock.now
+                log.info("verifying: block \(progress.height) of \(progress.lastHeight), \(progress.transactions) transactions")
+            }
+        } catch {
+            throw CLIError("cannot read the ledger \(ledger): \(error). \(resync)", exitCode: 3)
+        }
+        if let failure = report.failure {
+            let good = failure.height.value > 0 ? failure.height.value - 1 : 0
+            let verified = good == 0 ? "No block verified" : good == 1 ? "Block 1 verified" : "Blocks 1-\(good) verified"
+            throw CLIError("""
+                the ledger \(ledger) FAILED verification at block \(failure.height) (\(failure.code.rawValue)): \(failure.message). \
+                \(verified). \(resync)
+                """, exitCode: 3)
+        }
+        log.info(String(format: "ledger verified: %d blocks, %d transactions, head %@ in %.2f s",
+                        report.verifiedBlocks, report.transactions, report.tip.hash.short, report.seconds))
+    }
+}
+
+extension NodeCommand {
+    struct Resync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a stopped node's ledger aside so it syncs again from its peers.",
+            discussion: """
+            For a ledger that fails verification (`scf node start` refuses it and names the first bad block).
+            Moves the data directory into DATA.quarantine-YYYYMMDDTHHMMSSZ next to it (nothing is deleted:
+            keep it for inspection), keeps the keys and the configuration, and copies the replica state
+            (this validator's own votes) into a fresh data directory so it cannot contradict them. The next
+            `scf node start` fetches every block from the other validators, checking each commit certificate.
+            Stop the node first.
+            """
+        )
+        @Option(help: "The node's configuration file.") var config: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let (config, base) = try NodeConfig.load(self.config)
+                let data = NodeConfig.resolve(config.dataDirectory, against: base)
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw CLIError("there is no data directory at \(data): nothing to move aside; `scf node start --config \(self.config)` syncs from genesis")
+                }
+                let listen = try NodeConfig.address(config.listen, what: "listen")
+                if Self.isListening(listen) {
+                    throw CLIError("something is listening on \(listen) (this node's peer address): stop the node before resyncing it (nothing was moved)")
+                }
+                let stamp = Date().formatted(Date.VerbatimFormatStyle(
+                    format: "\(year: .defaultDigits)\(month: .twoDigits)\(day: .twoDigits)T\(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased))\(minute: .twoDigits)\(second: .twoDigits)Z",
+                    timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
+                var quarantine = data + ".quarantine-" + stamp
+                var suffix = 1
+                while FileManager.default.fileExists(atPath: quarantine) {
+                    suffix += 1
+                    quarantine = data + ".quarantine-" + stamp + "-\(suffix)"
+                }
+                guard rename(data, quarantine) == 0 else {
+                    throw CLIError("cannot move \(data) to \(quarantine): \(String(cString: strerror(errno))) (nothing was changed)")
+                }
+                print("moved \(data) to \(quarantine) (kept for inspection; nothing was deleted)")
+                try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let (genesis, suite) = try Genesisfile.load(NodeConfig.resolve(config.genesis, against: base))
+                _ = genesis
+                let votes = ReplicaStateFile(directory: quarantine, suite: suite)
+                if FileManager.default.fileExists(atPath: votes.path) {
+                    if (try? votes.load()) != nil {
+                        try FileManager.default.copyItem(atPath: votes.path, toPath: ReplicaStateFile(directory: data, suite: suite).path)
+                        print("kept this validator's replica state (its own votes) in \(data)")
+                    } else {
+                        print("warning: the replica state in \(quarantine) does not decode; the node starts without it")
+                    }
+                }
+                print("keys and configuration are unchanged. Next: scf node start --config \(self.config)")
+                print("the node syncs every block from its peers, checking each commit certificate, and then rejoins consensus.")
+            }
+        }
+
+        /// Whether a TCP connect to `address` succeeds (IPv4 literals only; otherwise assume not).
+        static func isListening(_ address: PeerAddress) -> Bool {
+            var target = sockaddr_in()
+            target.sin_family = sa_family_t(AF_INET)
+            target.sin_port = in_port_t(UInt16(address.port).bigEndian)
+            guard inet_pton(AF_INET, address.host, &target.sin_addr) == 1 else { return false }
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            let result = withUnsafePointer(to: &target) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            return result == 0
         }
     }
 }
