@@ -9,7 +9,8 @@ public enum Directive: Hashable, Sendable {
     case send(ConsensusMessage, to: ValidatorIndex)
     /// Send to every other validator.
     case broadcast(ConsensusMessage)
-    /// Arm the replica's one timer (replacing any earlier one); call `onTimer` when it fires.
+    /// Arm the replica's timer of that kind (replacing any earlier one of the same kind); call
+    /// `onTimer` when it fires.
     case scheduleTimer(ReplicaTimer, afterMilliseconds: UInt64)
     case cancelTimer(ReplicaTimer)
     /// The block is final: store it with its certificate. The application was already told
@@ -24,11 +25,23 @@ public enum Directive: Hashable, Sendable {
     case dropTransaction(Hash, Rejection)
 }
 
-/// The replica's timer. A fired timer whose generation is not the latest is ignored.
+/// One of the replica's timers. A fired timer whose generation is not the latest of its kind is
+/// ignored.
 public struct ReplicaTimer: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt8, Hashable, Sendable, CaseIterable {
+        /// Progress: retransmit, then change view (armed while work is outstanding).
+        case progress
+        /// Batching: the primary proposes a block that is not full once this fires
+        /// (`ReplicaConfiguration.batchDelayMilliseconds`).
+        case batch
+    }
     public var generation: UInt64
-    public init(generation: UInt64) { self.generation = generation }
-    public var description: String { "timer#\(generation)" }
+    public var kind: Kind
+    public init(generation: UInt64, kind: Kind = .progress) {
+        self.generation = generation
+        self.kind = kind
+    }
+    public var description: String { kind == .progress ? "timer#\(generation)" : "batch-timer#\(generation)" }
 }
 
 /// A catch-up request: the committed blocks from `from` on (up to `target` if known).

@@ -111,9 +111,17 @@ public struct ReplicaConfiguration: Sendable {
     public var maxPoolSize: Int
     /// Blocks the primary keeps in flight at most (also bounded by the watermark window).
     public var pipelineDepth: UInt64
+    /// How long the primary waits for a block to fill (`maxBlockTransactions`) before it proposes
+    /// what the pool has. 0 proposes as soon as anything is pooled. A full block never waits.
+    public var batchDelayMilliseconds: UInt64
+    /// Whether a backup sends each transaction it admits to the primary at once. A shell that
+    /// relays every admitted transaction to all validators itself turns this off; pool
+    /// transactions are still forwarded after a timeout or a view change.
+    public var forwardsRequests: Bool
 
     public init(genesis: Genesis, suite: any CryptoSuite, me: ValidatorIndex, key: any SigningKey,
-                maxPoolSize: Int = 20_000, pipelineDepth: UInt64 = 4) {
+                maxPoolSize: Int = 20_000, pipelineDepth: UInt64 = 4, batchDelayMilliseconds: UInt64 = 0,
+                forwardsRequests: Bool = true) {
         chainID = genesis.chainID
         validators = genesis.validatorSet
         parameters = genesis.consensus
@@ -123,6 +131,8 @@ public struct ReplicaConfiguration: Sendable {
         genesisTip = BlockExecutor.genesisTip(genesis: genesis, suite: suite)
         self.maxPoolSize = maxPoolSize
         self.pipelineDepth = max(1, pipelineDepth)
+        self.batchDelayMilliseconds = batchDelayMilliseconds
+        self.forwardsRequests = forwardsRequests
     }
 }
 
@@ -200,6 +210,10 @@ public struct Replica: Sendable {
     var timerGeneration: UInt64 = 0
     var timerArmed = false
     var timerStage = 0
+    var batchGeneration: UInt64 = 0
+    var batchTimerArmed = false
+    /// The batch timer fired: the next proposal may be a block that is not full.
+    var batchDue = false
     var staleAnswers: [ValidatorIndex: ConsensusTime] = [:]
     var aheadReports: [ValidatorIndex: Height] = [:]
     var lastSyncFrom: Height?
@@ -289,7 +303,7 @@ public struct Replica: Sendable {
         if let rejection = application.admit(transaction) { return .rejected(rejection.description) }
         pool[transaction.id] = transaction
         poolOrder.append(transaction.id)
-        if viewChangeTarget == nil, validators.primary(of: view) != me {
+        if configuration.forwardsRequests, viewChangeTarget == nil, validators.primary(of: view) != me {
             out.directives.append(.send(.request(transaction), to: validators.primary(of: view)))
         }
         return .accepted
@@ -338,6 +352,16 @@ public struct Replica: Sendable {
     /// The replica's timer fired.
     public mutating func onTimer<A: ReplicaApplication>(_ timer: ReplicaTimer, now: ConsensusTime, application: inout A) -> ReplicaOutput {
         var out = ReplicaOutput()
+        if timer.kind == .batch {
+            guard batchTimerArmed, timer.generation == batchGeneration else {
+                out.outcome = .ignored(.duplicate)
+                return out
+            }
+            batchTimerArmed = false
+            batchDue = true
+            finish(now: now, application: &application, into: &out)
+            return out
+        }
         guard timerArmed, timer.generation == timerGeneration else {
             out.outcome = .ignored(.duplicate)
             return out
@@ -418,8 +442,10 @@ public struct Replica: Sendable {
                                                           application: inout A) -> ReplicaOutput {
         var out = ReplicaOutput()
         let generation = timerGeneration
+        let batchGeneration = self.batchGeneration
         self = Replica(configuration: configuration)
         timerGeneration = generation &+ 1
+        self.batchGeneration = batchGeneration &+ 1
         self.head = head
         application.discardSpeculative()
         if let persisted {
@@ -973,7 +999,9 @@ public struct Replica: Sendable {
         head = tip
         recentlyCommitted[tip.height.value] = tip.hash
         slots[tip.height.value] = nil
-        if ownProposals.removeValue(forKey: tip.height.value) != nil { dirty = true }
+        // A committed height's own proposal is no longer needed, but forgetting it is not worth a
+        // write of its own: a restart ignores proposals at or below the committed head.
+        ownProposals[tip.height.value] = nil
         for transaction in committed.block.transactions {
             pool[transaction.id] = nil
             proposed.remove(transaction.id)
@@ -1020,6 +1048,16 @@ public struct Replica: Sendable {
                 if let transaction = pool[id] { candidates.append(transaction) }
             }
             guard !candidates.isEmpty else { return changed }
+            // Wait for a full block, at most the batch delay (a timer, so the replica reads no clock).
+            if candidates.count < limit, configuration.batchDelayMilliseconds > 0, !batchDue {
+                if !batchTimerArmed {
+                    batchGeneration &+= 1
+                    batchTimerArmed = true
+                    out.directives.append(.scheduleTimer(ReplicaTimer(generation: batchGeneration, kind: .batch),
+                                                         afterMilliseconds: configuration.batchDelayMilliseconds))
+                }
+                return changed
+            }
             let timestamp = max(now, tip.timestamp.adding(milliseconds: 1))
             let block: Block
             do {
@@ -1044,6 +1082,7 @@ public struct Replica: Sendable {
             slots[height] = slot
             ownProposals[height] = prePrepare
             dirty = true
+            batchDue = false
             for id in included { proposed.insert(id) }
             out.directives.append(.broadcast(.prePrepare(prePrepare)))
             changed = true

@@ -11,6 +11,7 @@ struct Cluster {
     var persisted: [PersistentState?]
     var chains: [[CommittedBlock]]
     var timers: [ReplicaTimer?]
+    var batchTimers: [ReplicaTimer?]
     var down: Set<Int> = []
     /// Messages sent and not yet delivered, in send order.
     var network: [(from: Int, to: Int, message: ConsensusMessage)] = []
@@ -26,19 +27,20 @@ struct Cluster {
     init(nodes: Int = 4, consensus: ConsensusParameters = ConsensusParameters(checkpointInterval: 4, watermarkWindow: 8,
                                                                                viewChangeTimeoutMilliseconds: 1_000,
                                                                                maxViewChangeTimeoutMilliseconds: 8_000),
-         pipelineDepth: UInt64 = 4, suite: any CryptoSuite = Ed25519SHA256Suite()) {
+         pipelineDepth: UInt64 = 4, batchDelayMilliseconds: UInt64 = 0, suite: any CryptoSuite = Ed25519SHA256Suite()) {
         let consortium = TestConsortium(suite: suite, validators: nodes, consensus: consensus)
         self.consortium = consortium
         factory = TransactionFactory(consortium: consortium)
         replicas = (0..<nodes).map { index in
             Replica(configuration: ReplicaConfiguration(genesis: consortium.genesis, suite: consortium.suite,
                                                         me: ValidatorIndex(UInt16(index)), key: consortium.validatorKeys[index],
-                                                        pipelineDepth: pipelineDepth))
+                                                        pipelineDepth: pipelineDepth, batchDelayMilliseconds: batchDelayMilliseconds))
         }
         applications = (0..<nodes).map { _ in LedgerApplication(genesis: consortium.genesis, suite: consortium.suite) }
         persisted = Array(repeating: nil, count: nodes)
         chains = Array(repeating: [], count: nodes)
         timers = Array(repeating: nil, count: nodes)
+        batchTimers = Array(repeating: nil, count: nodes)
     }
 
     var count: Int { replicas.count }
@@ -75,8 +77,11 @@ struct Cluster {
             case .send(let message, let to): network.append((index, Int(to.value), message))
             case .broadcast(let message):
                 for other in 0..<count where other != index { network.append((index, other, message)) }
-            case .scheduleTimer(let timer, _): timers[index] = timer
-            case .cancelTimer(let timer): if timers[index] == timer { timers[index] = nil }
+            case .scheduleTimer(let timer, _):
+                if timer.kind == .batch { batchTimers[index] = timer } else { timers[index] = timer }
+            case .cancelTimer(let timer):
+                if timers[index] == timer { timers[index] = nil }
+                if batchTimers[index] == timer { batchTimers[index] = nil }
             case .commit(let block): chains[index].append(block)
             case .requestStateTransfer(let request): stateTransfers.append((index, request))
             case .reportMisbehaviour(let culprit, let evidence): reports.append((index, culprit, evidence))
@@ -143,9 +148,18 @@ struct Cluster {
         serveStateTransfers()
     }
 
+    /// Fires replica `index`'s armed batch timer (as if the batch delay passed).
+    mutating func fireBatchTimer(_ index: Int) {
+        guard let timer = batchTimers[index], !down.contains(index) else { return }
+        batchTimers[index] = nil
+        let output = replicas[index].onTimer(timer, now: now, application: &applications[index])
+        perform(output, at: index)
+    }
+
     mutating func crash(_ index: Int) {
         down.insert(index)
         timers[index] = nil
+        batchTimers[index] = nil
     }
 
     /// Restarts from what was persisted: the last `.persist` and the committed chain.

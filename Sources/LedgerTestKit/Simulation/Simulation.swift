@@ -26,6 +26,8 @@ public struct SimulationConfiguration: Sendable {
     /// Sign with real Ed25519 instead of the ideal-signature stand-in (`SimulationSuite`); about
     /// ten times slower per step, so for a few seeds only.
     public var realSignatures: Bool = false
+    /// The primary waits this long for a full block (`ReplicaConfiguration.batchDelayMilliseconds`).
+    public var batchDelayMilliseconds: UInt64 = 0
 
     public static let defaultConsensus = ConsensusParameters(checkpointInterval: 4, watermarkWindow: 8, maxBlockTransactions: 16,
                                                              viewChangeTimeoutMilliseconds: 300, maxViewChangeTimeoutMilliseconds: 2_400,
@@ -127,7 +129,8 @@ public final class Simulation {
         genesisHash = BlockExecutor.genesisTip(genesis: consortium.genesis, suite: suite).hash
         for index in 0..<configuration.nodes {
             let replicaConfiguration = ReplicaConfiguration(genesis: consortium.genesis, suite: suite, me: ValidatorIndex(UInt16(index)),
-                                                            key: consortium.validatorKeys[index], pipelineDepth: configuration.pipelineDepth)
+                                                            key: consortium.validatorKeys[index], pipelineDepth: configuration.pipelineDepth,
+                                                            batchDelayMilliseconds: configuration.batchDelayMilliseconds)
             nodes.append(SimulationNode(replica: Replica(configuration: replicaConfiguration),
                                         application: LedgerApplication(genesis: consortium.genesis, suite: suite),
                                         byzantine: configuration.faults.byzantine[index]))

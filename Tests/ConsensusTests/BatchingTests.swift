@@ -1,0 +1,96 @@
+import Consensus
+import LedgerCore
+import LedgerTestKit
+import Testing
+
+/// The primary fills blocks: a full block goes out at once, a partial one only when the batch
+/// timer fires (a directive; the replica reads no clock).
+@Suite struct Batching {
+    static let consensus = ConsensusParameters(checkpointInterval: 4, watermarkWindow: 8, maxBlockTransactions: 3,
+                                               viewChangeTimeoutMilliseconds: 1_000, maxViewChangeTimeoutMilliseconds: 8_000)
+
+    func prePrepares(_ cluster: Cluster, from primary: Int = 0) -> [PrePrepare] {
+        cluster.network.compactMap { entry in
+            if entry.from == primary, entry.to == 1, case .prePrepare(let message) = entry.message { message } else { nil }
+        }
+    }
+
+    @Test func aFullBlockIsProposedWithoutWaiting() throws {
+        var cluster = Cluster(consensus: Self.consensus, batchDelayMilliseconds: 50)
+        let first = cluster.submitNew(to: [0])
+        let second = cluster.submitNew(to: [0])
+        #expect(prePrepares(cluster).isEmpty, "two of three: the primary waits")
+        #expect(cluster.batchTimers[0] != nil)
+        let third = cluster.submitNew(to: [0])
+        let proposals = prePrepares(cluster)
+        #expect(proposals.count == 1)
+        #expect(proposals.first?.block.transactions.map(\.id) == [first.id, second.id, third.id])
+        cluster.run()
+        #expect(cluster.chains.allSatisfy { $0.count == 1 })
+        #expect(cluster.chainsAgree())
+    }
+
+    @Test func aPartialBlockIsProposedWhenTheBatchTimerFires() throws {
+        var cluster = Cluster(consensus: Self.consensus, batchDelayMilliseconds: 50)
+        let transaction = cluster.submitNew(to: [0])
+        #expect(prePrepares(cluster).isEmpty)
+        let timer = try #require(cluster.batchTimers[0])
+        #expect(timer.kind == .batch)
+        // A stale batch timer (an older generation) changes nothing.
+        let stale = cluster.replicas[0].onTimer(ReplicaTimer(generation: timer.generation &- 1, kind: .batch), now: cluster.now,
+                                                application: &cluster.applications[0])
+        #expect(stale.outcome == .ignored(.duplicate))
+        #expect(stale.messages.isEmpty)
+        cluster.fireBatchTimer(0)
+        let proposals = prePrepares(cluster)
+        #expect(proposals.count == 1)
+        #expect(proposals.first?.block.transactions.map(\.id) == [transaction.id])
+        cluster.run()
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.contains(transaction.id) })
+        // The next partial block waits for a timer of its own.
+        let next = cluster.submitNew(to: [0])
+        #expect(prePrepares(cluster).isEmpty)
+        cluster.fireBatchTimer(0)
+        cluster.run()
+        #expect(cluster.applications.allSatisfy { $0.committedIDs.contains(next.id) })
+        #expect(cluster.chainsAgree())
+    }
+
+    @Test func withoutABatchDelayTheFirstTransactionIsProposedAtOnce() {
+        var cluster = Cluster(consensus: Self.consensus)
+        cluster.submitNew(to: [0])
+        #expect(prePrepares(cluster).count == 1)
+        #expect(cluster.batchTimers.allSatisfy { $0 == nil })
+    }
+
+    @Test func aBackupThatDoesNotForwardRequestsLeavesRelayingToItsShell() {
+        let consortium = TestConsortium(validators: 4, consensus: Self.consensus)
+        var replica = Replica(configuration: ReplicaConfiguration(genesis: consortium.genesis, suite: consortium.suite, me: 2,
+                                                                  key: consortium.validatorKeys[2], forwardsRequests: false))
+        var application = LedgerApplication(genesis: consortium.genesis, suite: consortium.suite)
+        var factory = TransactionFactory(consortium: consortium)
+        let key = TestConsortium.key(for: "batching-member", suite: consortium.suite)
+        let member = Member(id: "batching-member", legalName: "Batching Member Ltd", creditCode: TestConsortium.creditCode(for: "batching"),
+                            roles: [.supplier], publicKey: key.publicKey)
+        let output = replica.onClientRequest(factory.make(TestConsortium.operatorID, .registerMember(member)),
+                                             now: TestConsortium.genesisTime.adding(milliseconds: 60_000), application: &application)
+        #expect(output.outcome == .accepted)
+        #expect(output.messages.isEmpty)
+        #expect(replica.pendingTransactionCount == 1)
+    }
+}
+
+/// The simulator's fault mix with batching on: crashes, partitions, view changes and Byzantine
+/// replicas while primaries wait for full blocks.
+@Test(arguments: 0..<4)
+func simulatorMixedFaultsWithBatching(chunk: Int) {
+    var failures: [UInt64] = []
+    var seed = UInt64(1_000 + chunk)
+    while seed < 1_060 {
+        var configuration = SimulationConfiguration.mixed(seed: seed, nodes: SeedMix.nodes(for: seed), transactions: 24)
+        configuration.batchDelayMilliseconds = 40
+        if !runSeed(configuration).passed { failures.append(seed) }
+        seed += 4
+    }
+    #expect(failures.isEmpty, "failing seeds with batching: \(failures)")
+}
