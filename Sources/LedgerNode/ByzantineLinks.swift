@@ -162,7 +162,8 @@ public final class ByzantineLinks: PeerLinks, @unchecked Sendable {
 
     /// Starts the flood (mode `.flood` only): every `interval`, `garbagePerTick` garbage frames of up
     /// to 4 KiB to every peer, and every `oversizedEvery` ticks one frame of `oversizedLength` bytes
-    /// to the next peer in turn (peers cap frames below that, so they close the connection).
+    /// to the next peer in turn, the first one after ten ticks (peers cap frames below that, so they
+    /// close the connection).
     public func startFlood(garbagePerTick: Int = 25, interval: DispatchTimeInterval = .milliseconds(50),
                            oversizedLength: Int, oversizedEvery: Int = 40) {
         guard mode == .flood else { return }
@@ -183,7 +184,7 @@ public final class ByzantineLinks: PeerLinks, @unchecked Sendable {
                 }
                 tamperedFrames.add(garbagePerTick, ordering: .relaxed)
             }
-            if tick % oversizedEvery == 0 {
+            if tick == 10 || tick % oversizedEvery == 0 {
                 let peer = peers[(tick / oversizedEvery) % peers.count]
                 inner.send([UInt8](repeating: 0xAB, count: oversizedLength), to: peer)
                 tamperedFrames.add(1, ordering: .relaxed)

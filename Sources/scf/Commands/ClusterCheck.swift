@@ -267,7 +267,16 @@ extension Scenarios {
         log(String(format: "  ok: %d transactions committed in %.1f s; nodes 1-3 hold the same block at every height 1-%llu",
                    transactions, seconds, height.value))
 
-        try await Task.sleep(for: .seconds(3))   // the Byzantine node logs its count every two seconds
+        // The Byzantine node logs its count every two seconds; a flood's first oversized frame goes
+        // out after half a second and its effects reach the honest logs a little later on a busy machine.
+        let settle = Date().addingTimeInterval(60)
+        repeat {
+            try await Task.sleep(for: .seconds(1))
+            let logs = try (0..<4).map { try String(contentsOfFile: consortium.logPath($0), encoding: .utf8) }
+            let counted = logs[0].contains("misbehaving frames sent so far")
+            let flooded = mode != .flood || (logs[1...].joined().contains("ignored a frame from node-0") && logs[1...].joined().contains("frameTooLarge"))
+            if counted && flooded { break }
+        } while Date() < settle
         let byzantineLog = try String(contentsOfFile: consortium.logPath(0), encoding: .utf8)
         guard byzantineLog.contains("BYZANTINE TEST MODE \(mode)") else { throw CLIError("node-0 did not start in Byzantine mode; see \(consortium.logPath(0))") }
         let sent = byzantineLog.split(separator: "\n").compactMap { line -> Int? in
