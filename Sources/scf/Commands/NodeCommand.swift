@@ -285,10 +285,10 @@ extension NodeCommand {
             discussion: """
             For a ledger that fails verification (`scf node start` refuses it and names the first bad block).
             Moves the data directory into DATA.quarantine-YYYYMMDDTHHMMSSZ next to it (nothing is deleted:
-            keep it for inspection), keeps the keys and the configuration, and copies the replica state
-            (this validator's own votes) into a fresh data directory so it cannot contradict them. The next
-            `scf node start` fetches every block from the other validators, checking each commit certificate.
-            Stop the node first.
+            keep it for inspection), keeps the keys and the configuration, and copies everything but the
+            ledger (the replica state: this validator's own votes) into a fresh data directory so it
+            cannot contradict them. The next `scf node start` fetches every block from the other validators,
+            checking each commit certificate. Stop the node first.
             """
         )
         @Option(help: "The node's configuration file.") var config: String
@@ -319,15 +319,21 @@ extension NodeCommand {
                 }
                 print("moved \(data) to \(quarantine) (kept for inspection; nothing was deleted)")
                 try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let (genesis, suite) = try Genesisfile.load(NodeConfig.resolve(config.genesis, against: base))
-                _ = genesis
-                let votes = ReplicaStateFile(directory: quarantine, suite: suite)
-                if FileManager.default.fileExists(atPath: votes.path) {
-                    if (try? votes.load()) != nil {
-                        try FileManager.default.copyItem(atPath: votes.path, toPath: ReplicaStateFile(directory: data, suite: suite).path)
-                        print("kept this validator's replica state (its own votes) in \(data)")
+                // Everything but the ledger comes back: the replica state (snapshot and log, this
+                // validator's own votes) so the resynced node cannot contradict what it signed.
+                let suite = try Genesisfile.load(NodeConfig.resolve(config.genesis, against: base)).1
+                var kept: [String] = []
+                for name in try FileManager.default.contentsOfDirectory(atPath: quarantine).sorted() where !name.hasPrefix("ledger.sqlite") {
+                    try FileManager.default.copyItem(atPath: (quarantine as NSString).appendingPathComponent(name),
+                                                     toPath: (data as NSString).appendingPathComponent(name))
+                    kept.append(name)
+                }
+                if !kept.isEmpty {
+                    if (try? ReplicaStateFile(directory: data, suite: suite).load()) != nil {
+                        print("kept this validator's replica state (its own votes): \(kept.joined(separator: ", "))")
                     } else {
-                        print("warning: the replica state in \(quarantine) does not decode; the node starts without it")
+                        for name in kept { try? FileManager.default.removeItem(atPath: (data as NSString).appendingPathComponent(name)) }
+                        print("warning: the replica state in \(quarantine) does not load; the node starts without it")
                     }
                 }
                 print("keys and configuration are unchanged. Next: scf node start --config \(self.config)")
