@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // `scf bench`'s latency percentiles.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -62,10 +64,13 @@ let package = Package(
             // workload generator; the crash-safety test kills `scf dev write-chain` mid-write.
             "LedgerTestKit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], swiftSettings: [.define("SCF_DEV_TOOLS")]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "LedgerTestKit"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerTestKit"]),
+        // `scf bench`'s parts that need no processes (percentiles, SVG, /proc and metrics parsing, workload order).
+        .testTarget(name: "BenchTests", dependencies: ["scf", "LedgerCore", "LedgerTestKit"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "LedgerTestKit"]),
         .testTarget(name: "LedgerNodeTests", dependencies: [
             "LedgerNode", "LedgerAPI", "LedgerTestKit",

@@ -1,0 +1,319 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LedgerAPI
+import LedgerCore
+import Synchronization
+
+/// Offers a bench script's rounds open-loop: transaction i of round k is due at k s + i/n s after
+/// the start, whether or not earlier ones have committed. Each signer's transactions go to one
+/// node, in order (a batch per node at a time, or one request at a time per lane when the node has
+/// no batch endpoint). A follower reads blocks from one node as heights advance and stamps every
+/// transaction id in a block with the time the block was seen: latency = seen − due.
+final class BenchLoad: @unchecked Sendable {
+    struct Item {
+        let transaction: BenchTransaction
+        let due: UInt64
+        let measured: Bool
+    }
+
+    struct Outcome: Sendable {
+        var offered = 0
+        var refused: [String: Int] = [:]
+        var refusedSamples: [String: String] = [:]
+        var committed = 0
+        var unresolved = 0
+        var latency = LatencyRecorder()
+        /// Seconds from the start of the load to the last measured commit seen (or to the end of the schedule).
+        var seconds = 0.0
+        var blockSizes: [Int] = []
+        var committedIDs: [Hash] = []
+        /// Offered transactions per second of the schedule (measured rounds only).
+        var offeredPerSecond: [Int] = []
+        /// Set when the load stopped offering early because the cluster fell behind (ramp).
+        var stoppedAtSecond: Int?
+        var usedBatchEndpoint = true
+        var errors: [String] = []
+    }
+
+    let nodes: [URL]
+    let follow: URL
+    let session: URLSession
+    let log: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var pending: [Hash: (due: UInt64, measured: Bool)] = [:]
+    private var outcome = Outcome()
+    private var start: UInt64 = 0
+    private var lastCommit: UInt64 = 0
+    private let stop = Atomic<Bool>(false)
+    private let offeringStopped = Atomic<Bool>(false)
+    private let batchUnsupported = Atomic<Bool>(false)
+
+    /// - Parameters: nodes: API base URLs to spread signers over; follow: the node whose blocks are read.
+    init(nodes: [URL], follow: URL, log: @escaping @Sendable (String) -> Void) {
+        self.nodes = nodes
+        self.follow = follow
+        self.log = log
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = 120
+        configuration.timeoutIntervalForResource = 600
+        session = URLSession(configuration: configuration)
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// A signer's node and lane: a stable function of its id, so its transactions stay in order.
+    static func slot(of signer: MemberID, count: Int) -> Int { slot(of: signer.rawValue, count: count) }
+
+    static func slot(of name: String, count: Int) -> Int {
+        var hash: UInt64 = 1469598103934665603
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 1099511628211 }
+        return Int(hash % UInt64(max(1, count)))
+    }
+
+    /// Runs the rounds and returns what happened. `saturationBacklogSeconds`: stop offering when
+    /// more than this many seconds' worth of transactions are offered and not yet committed (ramp).
+    func run(rounds: [BenchRound], fromHeight: Height, saturationBacklogSeconds: Double? = nil,
+             drainSeconds: Double = 30) async -> Outcome {
+        var perNode: [[Item]] = Array(repeating: [], count: nodes.count)
+        var offeredPerSecond: [Int] = []
+        for (index, round) in rounds.enumerated() {
+            let count = round.transactions.count
+            for (position, transaction) in round.transactions.enumerated() {
+                let due = UInt64(index) * 1_000_000_000 + UInt64(position) * 1_000_000_000 / UInt64(max(1, count))
+                perNode[Self.slot(of: transaction.signer, count: nodes.count)].append(Item(transaction: transaction, due: due, measured: round.measured))
+            }
+            if round.measured { offeredPerSecond.append(count) }
+        }
+        lock.withLock { outcome.offeredPerSecond = offeredPerSecond }
+        start = Self.now()
+        let scheduleEnd = Double(rounds.count)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.followBlocks(from: fromHeight.next) }
+            group.addTask { await self.watch(saturationBacklogSeconds: saturationBacklogSeconds, rates: rounds.map(\.transactions.count)) }
+            await withTaskGroup(of: Void.self) { submitters in
+                for (node, items) in perNode.enumerated() where !items.isEmpty {
+                    submitters.addTask { await self.submit(items, to: node) }
+                }
+            }
+            // Everything offered: wait for the rest to commit, then stop following.
+            let deadline = Self.now() + UInt64(drainSeconds * 1e9)
+            while Self.now() < deadline, lock.withLock({ !pending.isEmpty }) {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            stop.store(true, ordering: .relaxed)
+        }
+        return lock.withLock {
+            var result = outcome
+            result.unresolved = pending.count
+            let end = lastCommit > start ? Double(lastCommit - start) / 1e9 : scheduleEnd
+            result.seconds = max(end, 0.001)
+            result.usedBatchEndpoint = !batchUnsupported.load(ordering: .relaxed)
+            return result
+        }
+    }
+
+    // MARK: Offering
+
+    private func waitUntil(_ due: UInt64) async {
+        let target = start + due
+        let now = Self.now()
+        if target > now { try? await Task.sleep(nanoseconds: target - now) }
+    }
+
+    private func submit(_ items: [Item], to node: Int) async {
+        var index = 0
+        while index < items.count, !offeringStopped.load(ordering: .relaxed) {
+            if batchUnsupported.load(ordering: .relaxed) {
+                await submitSingly(Array(items[index...]), to: node)
+                return
+            }
+            await waitUntil(items[index].due)
+            let elapsed = Self.now() - start
+            var end = index
+            while end < items.count, end - index < 1_000, items[end].due <= elapsed { end += 1 }
+            let batch = Array(items[index..<end])
+            if await postBatch(batch, to: node) { index = end }
+        }
+    }
+
+    private func markOffered(_ batch: ArraySlice<Item>) {
+        lock.withLock {
+            for item in batch {
+                pending[item.transaction.id] = (item.due, item.measured)
+                if item.measured { outcome.offered += 1 }
+            }
+        }
+    }
+
+    private func markRefused(_ item: Item, code: String, message: String) {
+        lock.withLock {
+            guard pending.removeValue(forKey: item.transaction.id) != nil else { return }
+            if item.measured {
+                outcome.refused[code, default: 0] += 1
+                if outcome.refusedSamples[code] == nil { outcome.refusedSamples[code] = message }
+            }
+        }
+    }
+
+    private func noteError(_ text: String) {
+        lock.withLock { if outcome.errors.count < 10 { outcome.errors.append(text) } }
+    }
+
+    struct BatchAnswer: Decodable {
+        struct Result: Decodable {
+            var id: String
+            var accepted: Bool
+            var code: String?
+            var message: String?
+        }
+        var results: [Result]
+    }
+
+    /// Posts one batch; false when the node has no batch endpoint (the caller switches to single posts).
+    private func postBatch(_ batch: [Item], to node: Int) async -> Bool {
+        var body = [UInt8]()
+        body.reserveCapacity(batch.reduce(32) { $0 + $1.transaction.wire.count * 2 + 3 })
+        body.append(contentsOf: Array(#"{"transactions":["#.utf8))
+        for (position, item) in batch.enumerated() {
+            if position > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(UInt8(ascii: "\""))
+            body.append(contentsOf: Array(item.transaction.wire.hexString.utf8))
+            body.append(UInt8(ascii: "\""))
+        }
+        body.append(contentsOf: Array("]}".utf8))
+        var request = URLRequest(url: nodes[node].appendingPathComponent("v1/transactions/batch"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body)
+        markOffered(batch[...])
+        do {
+            let (data, response) = try await session.data(for: request)
+            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            if status == 404 || status == 405 {
+                lock.withLock {
+                    for item in batch {
+                        pending[item.transaction.id] = nil
+                        if item.measured { outcome.offered -= 1 }
+                    }
+                }
+                if !batchUnsupported.exchange(true, ordering: .relaxed) {
+                    log("  node answers 404 to POST /v1/transactions/batch: offering one transaction per request instead")
+                }
+                return false
+            }
+            guard let answer = try? JSONDecoder().decode(BatchAnswer.self, from: data) else {
+                let text = String(decoding: data.prefix(200), as: UTF8.self)
+                noteError("batch to \(nodes[node]) answered \(status): \(text)")
+                for item in batch { markRefused(item, code: "http\(status)", message: text) }
+                return true
+            }
+            for (item, result) in zip(batch, answer.results) where !result.accepted {
+                markRefused(item, code: result.code ?? "refused", message: result.message ?? "")
+            }
+        } catch {
+            noteError("batch to \(nodes[node]): \(error.localizedDescription)")
+            for item in batch { markRefused(item, code: "unreachable", message: error.localizedDescription) }
+        }
+        return true
+    }
+
+    /// Fallback without the batch endpoint: 16 lanes per node, each signer on one lane, one request at a time.
+    private func submitSingly(_ items: [Item], to node: Int) async {
+        let laneCount = 16
+        var lanes: [[Item]] = Array(repeating: [], count: laneCount)
+        for item in items { lanes[Self.slot(of: item.transaction.signer.rawValue + "#lane", count: laneCount)].append(item) }
+        await withTaskGroup(of: Void.self) { group in
+            for lane in lanes where !lane.isEmpty {
+                group.addTask {
+                    for item in lane {
+                        if self.offeringStopped.load(ordering: .relaxed) { return }
+                        await self.waitUntil(item.due)
+                        await self.postOne(item, to: node)
+                    }
+                }
+            }
+        }
+    }
+
+    private func postOne(_ item: Item, to node: Int) async {
+        var request = URLRequest(url: nodes[node].appendingPathComponent("v1/transactions"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(#"{"transaction":""#.utf8) + Data(item.transaction.wire.hexString.utf8) + Data(#""}"#.utf8)
+        markOffered([item][...])
+        do {
+            let (data, _) = try await session.data(for: request)
+            if let view = try? JSONDecoder().decode(TransactionView.self, from: data), view.status == "rejected", view.height == nil {
+                markRefused(item, code: view.code ?? "refused", message: view.message ?? "")
+            }
+        } catch {
+            noteError("post to \(nodes[node]): \(error.localizedDescription)")
+            markRefused(item, code: "unreachable", message: error.localizedDescription)
+        }
+    }
+
+    // MARK: Following blocks
+
+    private func followBlocks(from first: Height) async {
+        var height = first
+        while !stop.load(ordering: .relaxed) {
+            guard let block = await fetchBlock(height) else {
+                try? await Task.sleep(for: .milliseconds(3))
+                continue
+            }
+            let seen = Self.now()
+            lock.withLock {
+                var ours = 0
+                for id in block.transactions {
+                    guard let entry = pending.removeValue(forKey: id), entry.measured else { continue }
+                    ours += 1
+                    outcome.committed += 1
+                    outcome.committedIDs.append(id)
+                    let latency = seen > start + entry.due ? (seen - start - entry.due) / 1_000 : 0
+                    outcome.latency.record(latencyMicroseconds: latency, second: Int((seen - start) / 1_000_000_000))
+                    lastCommit = seen
+                }
+                if ours > 0 { outcome.blockSizes.append(block.transactions.count) }
+            }
+            height = height.next
+        }
+    }
+
+    private func fetchBlock(_ height: Height) async -> BlockView? {
+        guard let (data, response) = try? await session.data(from: follow.appendingPathComponent("v1/blocks/\(height.value)")),
+              (response as? HTTPURLResponse)?.statusCode == 200 else { return nil }
+        return try? JSONDecoder().decode(BlockView.self, from: data)
+    }
+
+    // MARK: Progress and saturation
+
+    private func watch(saturationBacklogSeconds: Double?, rates: [Int]) async {
+        var lastReport = Self.now()
+        var lastCommitted = 0
+        while !stop.load(ordering: .relaxed) {
+            try? await Task.sleep(for: .milliseconds(250))
+            let now = Self.now()
+            let second = Int((now - start) / 1_000_000_000)
+            let (committed, backlog) = lock.withLock { (outcome.committed, pending.count) }
+            if let limit = saturationBacklogSeconds, !offeringStopped.load(ordering: .relaxed), second < rates.count {
+                let rate = Double(max(1, rates[second]))
+                if Double(backlog) > limit * rate {
+                    offeringStopped.store(true, ordering: .relaxed)
+                    lock.withLock { outcome.stoppedAtSecond = second }
+                    log("  stopped offering at \(second) s: \(backlog) transactions offered and not committed (over \(Int(limit)) s of load at \(Int(rate)) tx/s)")
+                }
+            }
+            if now - lastReport >= 5_000_000_000 {
+                let rate = Double(committed - lastCommitted) / (Double(now - lastReport) / 1e9)
+                let offeredNow = second < rates.count ? rates[second] : 0
+                log(String(format: "  %4d s: offering %d tx/s, %d committed so far (%.0f tx/s over the last 5 s), %d in flight",
+                           second, offeredNow, committed, rate, backlog))
+                lastReport = now
+                lastCommitted = committed
+            }
+        }
+    }
+}

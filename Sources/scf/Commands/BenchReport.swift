@@ -1,0 +1,324 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LedgerAPI
+import LedgerCore
+import LedgerNode
+import LedgerTestKit
+
+/// The bench's cluster: `LocalConsortium`'s files and processes, with the genesis and validator
+/// keys of the deterministic `TestConsortium` (so the pre-signed workload is valid on it) and a
+/// consensus clock set to the consortium's genesis day.
+final class BenchCluster: @unchecked Sendable {
+    let consortium: LocalConsortium
+    let directory: String
+    let urls: [URL]
+    private var clockOffset: Int64
+
+    init(directory: String, consortium test: TestConsortium) throws {
+        let local = try LocalConsortium(directory: directory, suite: test.suite,
+                                        genesisDate: test.genesis.genesisTime.businessDate(utcOffsetMinutes: test.genesis.utcOffsetMinutes))
+        consortium = local
+        self.directory = directory
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        try Files.write(try Files.encodeJSON(test.genesis), to: path("genesis.json"), overwrite: true)
+        for (index, validator) in test.genesis.validators.enumerated() {
+            // The same derivation as TestConsortium.key(for: "validator/N").
+            let seed = Ed25519SHA256Suite().hash(Array("scf-test-seed/validator/\(index)".utf8)).bytes
+            let privateKey = try test.suite.privateKey(seed: seed)
+            let key = try test.suite.signingKey(privateKey)
+            guard key.publicKey == validator.publicKey else {
+                throw CLIError("the bench cannot derive validator \(index)'s key of the test consortium; TestConsortium's key derivation changed")
+            }
+            try Files.write(try Files.encodeJSON(KeyFile(suite: test.suite.id, privateKey: privateKey.rawRepresentation.hexString, publicKey: key.publicKey)),
+                            to: path("keys/node-\(index).key"), secret: true, overwrite: true)
+        }
+        urls = local.apiPorts.map { URL(string: "http://127.0.0.1:\($0)")! }
+        // One hour into the genesis day, so the script's dates are the cluster's dates.
+        let target = test.genesis.genesisTime.adding(milliseconds: 3_600_000).millisecondsSinceEpoch
+        clockOffset = target - ValidatorNode.wallClock().millisecondsSinceEpoch
+        try local.setClockOffset(milliseconds: clockOffset)
+    }
+
+    /// Starts the four nodes and waits until each is connected to the other three.
+    func start() async throws {
+        for index in 0..<4 { try consortium.start(index) }
+        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+    }
+
+    func stopAll() { consortium.stopAll() }
+
+    func height(_ index: Int) async throws -> Height { try await consortium.status(index).height }
+
+    /// Moves every node's consensus clock forward (read by the nodes within 100 ms).
+    func jumpClock(days: Int32) throws {
+        guard days > 0 else { return }
+        clockOffset += Int64(days) * 86_400_000
+        try consortium.setClockOffset(milliseconds: clockOffset)
+    }
+
+    /// The node processes this process started, by index.
+    func pids() -> [Int: Int32] {
+        var found: [Int: Int32] = [:]
+        for (pid, arguments) in ProcReader.children(of: getpid(), containing: "node start") {
+            for index in 0..<4 where arguments.contains(where: { $0.hasSuffix("node-\(index).json") }) { found[index] = pid }
+        }
+        return found
+    }
+
+    struct NodeSample: Sendable {
+        var proc: ProcSample?
+        var metrics: [String: Double]
+        var at: Date
+    }
+
+    func sampleNodes() async -> [NodeSample] {
+        let pids = pids()
+        var samples: [NodeSample] = []
+        for index in 0..<4 {
+            var metrics: [String: Double] = [:]
+            if let (data, _) = try? await URLSession.shared.data(from: urls[index].appendingPathComponent("metrics")) {
+                metrics = MetricsText.parse(String(decoding: data, as: UTF8.self))
+            }
+            samples.append(NodeSample(proc: pids[index].flatMap(ProcReader.sample(pid:)), metrics: metrics, at: Date()))
+        }
+        return samples
+    }
+
+    static func figures(before: [NodeSample], after: [NodeSample]) -> [NodeFigures] {
+        zip(before, after).enumerated().map { index, pair in
+            let (start, end) = pair
+            var figures = NodeFigures(name: "node-\(index)")
+            let wall = end.at.timeIntervalSince(start.at)
+            if let a = start.proc, let b = end.proc, wall > 0 {
+                figures.cpuPercent = (b.cpuSeconds - a.cpuSeconds) / wall * 100
+                figures.peakResidentMB = Double(b.peakResidentBytes) / 1_048_576
+                figures.residentMB = Double(b.residentBytes) / 1_048_576
+            }
+            func delta(_ name: String) -> Double? {
+                guard let a = start.metrics[name], let b = end.metrics[name] else { return nil }
+                return b - a
+            }
+            let blocks = delta("scf_blocks_committed_total") ?? delta("scf_block_height")
+            if let fsyncs = delta("scf_fsyncs_total"), let blocks, blocks > 0 { figures.fsyncsPerBlock = fsyncs / blocks }
+            figures.blocks = blocks.map { Int($0) }
+            return figures
+        }
+    }
+}
+
+// MARK: Report
+
+struct BenchReport: Codable, Sendable {
+    var date: String
+    var machine: String
+    var cores: Int
+    var memoryGiB: Double
+    var build: String
+    var signatureVerifiesPerSecond: Double = 0
+    var verifyThreads = 2
+    /// Verify rate ÷ 4 nodes: every node checks every signature once.
+    var ceilingTransactionsPerSecond: Double = 0
+    var sessions: [SessionReport] = []
+
+    static func describingMachine() -> BenchReport {
+        let cpu = ProcReader.read("/proc/cpuinfo")?.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
+        #if DEBUG
+        let build = "debug"
+        #else
+        let build = "release"
+        #endif
+        return BenchReport(date: Date().formatted(.iso8601), machine: cpu, cores: ProcessInfo.processInfo.activeProcessorCount,
+                           memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824, build: build)
+    }
+
+    func table() -> String {
+        var out = "scf bench, \(build) build, \(date)\n"
+        out += "machine: \(machine), \(cores) cores, \(String(format: "%.0f", memoryGiB)) GiB (shared with whatever else runs)\n"
+        out += String(format: "signature verification: %.0f verifies/s on %d threads; ceiling %.0f tx/s (÷ 4 nodes)\n",
+                      signatureVerifiesPerSecond, verifyThreads, ceilingTransactionsPerSecond)
+        if build == "debug" { out += "note: a debug build; real figures need `swift run -c release scf bench`\n" }
+        for session in sessions { out += "\n" + session.table() }
+        return out
+    }
+}
+
+struct SessionReport: Codable, Sendable {
+    var mode: String
+    var offeredRate: Int?
+    var offered = 0
+    var committed = 0
+    var seconds = 0.0
+    var committedPerSecond = 0.0
+    var fractionOfCeiling: Double?
+    var latencyMilliseconds = LatencyFigures()
+    var refused: [String: Int] = [:]
+    var refusedExamples: [String: String] = [:]
+    var notCommitted = 0
+    var executionRejections = ExecutionCheck()
+    var blocks = 0
+    var meanBlockSize = 0.0
+    var maxBlockSize = 0
+    var usedBatchEndpoint = true
+    var nodes: [NodeFigures] = []
+    var mix: [String: Int] = [:]
+    var scriptRejections: [String: Int] = [:]
+    var replaced: [String: Int] = [:]
+    var steps: [RampStep] = []
+    var saturationCommittedPerSecond: Double?
+    var stoppedAtSecond: Int?
+    var catchUp: CatchUpReport?
+    var errors: [String] = []
+    var series: [LatencyPoint] = []
+
+    init(mode: String, offeredRate: Int?) {
+        self.mode = mode
+        self.offeredRate = offeredRate
+    }
+
+    mutating func absorb(_ outcome: BenchLoad.Outcome, ceiling: Double) {
+        offered = outcome.offered
+        committed = outcome.committed
+        seconds = outcome.seconds
+        committedPerSecond = Double(committed) / outcome.seconds
+        fractionOfCeiling = ceiling > 0 ? committedPerSecond / ceiling : nil
+        latencyMilliseconds = LatencyFigures(outcome.latency)
+        refused = outcome.refused
+        refusedExamples = outcome.refusedSamples
+        notCommitted = outcome.unresolved
+        blocks = outcome.blockSizes.count
+        meanBlockSize = outcome.blockSizes.isEmpty ? 0 : Double(outcome.blockSizes.reduce(0, +)) / Double(outcome.blockSizes.count)
+        maxBlockSize = outcome.blockSizes.max() ?? 0
+        usedBatchEndpoint = outcome.usedBatchEndpoint
+        stoppedAtSecond = outcome.stoppedAtSecond
+        errors = outcome.errors
+        series = outcome.latency.series
+    }
+
+    /// Committed tx/s in each ramp step (commits seen from one second into the step to one second
+    /// after it), and the highest of them: the saturation throughput.
+    mutating func computeSteps(stepSeconds: Int, rates: [Int]) {
+        var result: [RampStep] = []
+        var second = 0
+        while second < rates.count {
+            let window = (second + 1)..<(second + stepSeconds + 1)
+            let commits = series.filter { window.contains($0.second) }.reduce(0) { $0 + $1.committed }
+            if let stopped = stoppedAtSecond, second > stopped { break }
+            result.append(RampStep(offered: rates[second], committedPerSecond: Double(commits) / Double(stepSeconds)))
+            second += stepSeconds
+        }
+        steps = result
+        saturationCommittedPerSecond = result.map(\.committedPerSecond).max()
+    }
+
+    func table() -> String {
+        func ms(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "n/a" }
+        var out = mode == "ramp" ? "ramp to saturation\n" : "fixed open-loop load at \(offeredRate ?? 0) tx/s\n"
+        out += "  offered              \(offered) transactions (\(usedBatchEndpoint ? "batch endpoint" : "one request each")), \(mix.values.reduce(0, +)) generated in all\n"
+        out += String(format: "  committed            %d in %.1f s: %.0f tx/s", committed, seconds, committedPerSecond)
+        if let fraction = fractionOfCeiling { out += String(format: " = %.0f%% of the ceiling", fraction * 100) }
+        out += "\n"
+        if let saturation = saturationCommittedPerSecond {
+            out += String(format: "  saturation           %.0f tx/s committed (best step)", saturation)
+            if let stopped = stoppedAtSecond { out += ", stopped offering at \(stopped) s" }
+            out += "\n  steps                " + steps.map { String(format: "%d→%.0f", $0.offered, $0.committedPerSecond) }.joined(separator: " ") + " (offered→committed tx/s)\n"
+        }
+        let latency = latencyMilliseconds
+        out += "  commit latency (ms)  p50 \(ms(latency.p50))  p90 \(ms(latency.p90))  p99 \(ms(latency.p99))  max \(ms(latency.max))  (from the scheduled offer to the block seen)\n"
+        out += "  refused at admission \(refused.values.reduce(0, +))" + (refused.isEmpty ? "" : ": " + refused.keys.sorted().map { "\($0) \(refused[$0]!)" }.joined(separator: ", ")) + "\n"
+        for code in refusedExamples.keys.sorted() { out += "    e.g. \(code): \(refusedExamples[code]!.prefix(140))\n" }
+        out += "  refused in blocks    \(executionRejections.rejectedByCode.values.reduce(0, +)) of \(executionRejections.checked) checked"
+            + (executionRejections.rejectedByCode.isEmpty ? "" : ": " + executionRejections.rejectedByCode.keys.sorted().map { "\($0) \(executionRejections.rejectedByCode[$0]!)" }.joined(separator: ", ")) + "\n"
+        out += "  not committed        \(notCommitted) (offered, still pending when the run ended)\n"
+        out += String(format: "  blocks               %d with our transactions, %.1f transactions per block on average, %d at most\n", blocks, meanBlockSize, maxBlockSize)
+        out += "  node     CPU (% of a core)  peak RSS (MB)  RSS (MB)  fsyncs/block\n"
+        for node in nodes {
+            out += "  \(node.name.padding(toLength: 8, withPad: " ", startingAt: 0)) "
+                + (node.cpuPercent.map { String(format: "%17.0f", $0) } ?? String(repeating: " ", count: 14) + "n/a") + "  "
+                + (node.peakResidentMB.map { String(format: "%13.0f", $0) } ?? String(repeating: " ", count: 10) + "n/a") + "  "
+                + (node.residentMB.map { String(format: "%8.0f", $0) } ?? "     n/a") + "  "
+                + (node.fsyncsPerBlock.map { String(format: "%12.2f", $0) } ?? "         n/a") + "\n"
+        }
+        let total = mix.values.reduce(0, +)
+        if total > 0 {
+            out += "  mix                  " + mix.keys.sorted { mix[$0]! > mix[$1]! }.map { "\($0) " + String(format: "%.0f%%", Double(mix[$0]!) * 100 / Double(total)) }.joined(separator: ", ") + "\n"
+        }
+        if !replaced.isEmpty {
+            out += "  replaced in the script (refused by the rules, e.g. after the clock jump; a new receivable of the same signer instead): "
+                + replaced.keys.sorted().map { "\($0) \(replaced[$0]!)" }.joined(separator: ", ") + "\n"
+        }
+        if !scriptRejections.isEmpty {
+            out += "  refused when the script was generated: " + scriptRejections.keys.sorted().map { "\($0) \(scriptRejections[$0]!)" }.joined(separator: ", ") + "\n"
+        }
+        for error in errors { out += "  error: \(error)\n" }
+        if let catchUp {
+            out += "  catch-up             \(catchUp.node) " + String(format: "stopped while %d transactions (%d blocks) committed; restarted, caught up in %.2f s including the process start: %.0f tx/s of history",
+                          catchUp.transactions, catchUp.blocks, catchUp.seconds, catchUp.transactionsPerSecond)
+            if catchUp.secondsAfterAPIUp >= 0.05 {
+                out += String(format: " (%.2f s, %.0f tx/s, after its API first answered)", catchUp.secondsAfterAPIUp,
+                              Double(catchUp.transactions) / catchUp.secondsAfterAPIUp)
+            }
+            out += "\n"
+        }
+        return out
+    }
+}
+
+struct LatencyFigures: Codable, Sendable, Equatable {
+    var p50: Double?
+    var p90: Double?
+    var p99: Double?
+    var max: Double?
+    var samples = 0
+
+    init() {}
+
+    init(_ recorder: LatencyRecorder) {
+        p50 = recorder.milliseconds(atPercentile: 50)
+        p90 = recorder.milliseconds(atPercentile: 90)
+        p99 = recorder.milliseconds(atPercentile: 99)
+        max = recorder.maxMilliseconds
+        samples = Int(recorder.count)
+    }
+}
+
+struct NodeFigures: Codable, Sendable {
+    var name: String
+    var cpuPercent: Double?
+    var peakResidentMB: Double?
+    var residentMB: Double?
+    var fsyncsPerBlock: Double?
+    var blocks: Int?
+}
+
+struct ExecutionCheck: Codable, Sendable {
+    var checked = 0
+    var rejectedByCode: [String: Int] = [:]
+}
+
+struct RampStep: Codable, Sendable {
+    var offered: Int
+    var committedPerSecond: Double
+}
+
+struct CatchUpReport: Codable, Sendable {
+    var node: String
+    var transactions: Int
+    var blocks: Int
+    var seconds: Double
+    var secondsAfterAPIUp: Double
+    var refused = 0
+    /// Transactions of history per second, including the process start.
+    var transactionsPerSecond: Double
+
+    init(node: String, transactions: Int, blocks: Int, seconds: Double, secondsAfterAPIUp: Double) {
+        self.node = node
+        self.transactions = transactions
+        self.blocks = blocks
+        self.seconds = seconds
+        self.secondsAfterAPIUp = secondsAfterAPIUp
+        transactionsPerSecond = seconds > 0 ? Double(transactions) / seconds : 0
+    }
+}

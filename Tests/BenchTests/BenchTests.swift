@@ -1,0 +1,156 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import LedgerCore
+import LedgerTestKit
+@testable import scf
+import Testing
+
+/// The parts of `scf bench` that need no processes: percentiles, the SVG chart, /proc and metrics
+/// parsing, and the generated workload's mix and ordering.
+@Suite struct BenchTests {
+    @Test func percentilesComeFromTheHistogram() {
+        var recorder = LatencyRecorder()
+        for millisecond in 1...1_000 { recorder.record(latencyMicroseconds: UInt64(millisecond) * 1_000, second: millisecond / 500) }
+        #expect(recorder.count == 1_000)
+        let p50 = recorder.milliseconds(atPercentile: 50)!
+        let p99 = recorder.milliseconds(atPercentile: 99)!
+        #expect(abs(p50 - 500) <= 1)
+        #expect(abs(p99 - 990) <= 1)
+        #expect(abs(recorder.maxMilliseconds! - 1_000) <= 1)
+        let series = recorder.series
+        #expect(series.map(\.committed) == [499, 500, 1])
+        #expect(series[0].p99! < series[1].p50!)
+        #expect(LatencyRecorder().milliseconds(atPercentile: 50) == nil)
+    }
+
+    @Test func latenciesBeyondTheRangeAreClampedNotLost() {
+        var recorder = LatencyRecorder()
+        recorder.record(latencyMicroseconds: 0, second: 0)
+        recorder.record(latencyMicroseconds: LatencyRecorder.highest * 2, second: 3)
+        #expect(recorder.count == 2)
+        #expect(recorder.series.count == 4)
+    }
+
+    final class XMLCheck: NSObject, XMLParserDelegate {
+        var elements: [String: Int] = [:]
+        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,
+                    attributes: [String: String] = [:]) {
+            elements[elementName, default: 0] += 1
+        }
+    }
+
+    @Test func theChartIsWellFormedSVG() throws {
+        let points = (0..<30).map { LatencyPoint(second: $0, committed: 900 + $0, p50: 20 + Double($0), p99: $0 == 5 ? nil : 80 + Double($0)) }
+        let svg = LatencyPlot.svg(points: points, title: "a <title> & \"quotes\"")
+        let check = XMLCheck()
+        let parser = XMLParser(data: Data(svg.utf8))
+        parser.delegate = check
+        #expect(parser.parse(), "the SVG does not parse as XML")
+        #expect(check.elements["svg"] == 1)
+        #expect(check.elements["polyline"] == 3)
+        #expect(svg.contains("&lt;title&gt; &amp; &quot;quotes&quot;"))
+        let empty = XMLParser(data: Data(LatencyPlot.svg(points: [], title: "empty").utf8))
+        #expect(empty.parse())
+    }
+
+    @Test func niceAxisMaxima() {
+        #expect(LatencyPlot.niceCeiling(0) == 1)
+        #expect(LatencyPlot.niceCeiling(3) == 5)
+        #expect(LatencyPlot.niceCeiling(120) == 200)
+        #expect(LatencyPlot.niceCeiling(1_000) == 1_000)
+        #expect(LatencyPlot.niceCeiling(0.03) == 0.05)
+    }
+
+    @Test func procStatFieldsAreCountedAfterTheCommandName() {
+        // comm with a space and a parenthesis, as a process may name itself.
+        let line = "4242 (scf node) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0 100 123456789 5000 18446744073709551615"
+        #expect(ProcReader.cpuTicks(statLine: line) == 325)
+        #expect(ProcReader.parentPID(statLine: line) == 1)
+        #expect(ProcReader.cpuTicks(statLine: "garbage") == nil)
+    }
+
+    @Test func procStatusMemoryInBytes() {
+        let status = "Name:\tscf\nVmPeak:\t  300000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
+        #expect(ProcReader.statusBytes("VmHWM", statusText: status) == 204_800 * 1024)
+        #expect(ProcReader.statusBytes("VmRSS", statusText: status) == 100 * 1_048_576)
+        #expect(ProcReader.statusBytes("VmSwap", statusText: status) == nil)
+    }
+
+    @Test func ownProcessCanBeSampled() throws {
+        let sample = try #require(ProcReader.sample(pid: getpid()))
+        #expect(sample.peakResidentBytes >= sample.residentBytes)
+        #expect(sample.residentBytes > 1_000_000)
+        #expect(sample.cpuSeconds >= 0)
+    }
+
+    @Test func metricsTextSkipsCommentsAndReadsValues() {
+        let text = """
+        # HELP scf_block_height Height of the last committed block.
+        # TYPE scf_block_height gauge
+        scf_block_height 42
+        scf_fsyncs_total 84
+        scf_halted 0
+        malformed
+        """
+        let values = MetricsText.parse(text)
+        #expect(values == ["scf_block_height": 42, "scf_fsyncs_total": 84, "scf_halted": 0])
+    }
+
+    @Test func signersStayOnOneNode() {
+        let ids: [MemberID] = ["core-enterprise", "bank-a", "supplier-17", "supplier-18"]
+        for id in ids {
+            let slot = BenchLoad.slot(of: id, count: 4)
+            #expect((0..<4).contains(slot))
+            #expect(BenchLoad.slot(of: id, count: 4) == slot)
+        }
+        #expect(Set((0..<200).map { BenchLoad.slot(of: MemberID("supplier-\($0)")!, count: 4) }).count == 4)
+    }
+
+    @Test func theScriptHasARealisticMixInSignerOrder() throws {
+        let consortium = TestConsortium(extraSuppliers: 24, chainID: "scf-bench")
+        let script = try BenchScript.make(consortium: consortium, seed: 7, warmUp: Array(repeating: 60, count: 4),
+                                          measured: Array(repeating: 60, count: 6), jumpDays: 125)
+        #expect(script.rounds.count == 10)
+        #expect(script.rounds.filter(\.measured).count == 6)
+        #expect(script.measuredCount == 360)
+        let total = script.mix.values.reduce(0, +)
+        #expect(total == 600)
+        for kind in ["propose", "confirm", "transfer", "requestFinancing", "approveFinancing", "settle"] {
+            #expect((script.mix[kind] ?? 0) > 0, "no \(kind) in the mix \(script.mix)")
+        }
+        #expect(script.mix["invalid"] == nil)
+        // Every transaction of the script is valid when executed in order: nothing is refused.
+        #expect(script.scriptRejections.values.reduce(0, +) <= total / 50, "\(script.scriptRejections)")
+        // Each signer's nonces stay in increasing order across the whole script.
+        var last: [MemberID: UInt64] = [:]
+        for round in script.rounds {
+            for item in round.transactions {
+                let transaction = try SignedTransaction(wireBytes: item.wire, suite: consortium.suite)
+                #expect(transaction.body.nonce == last[item.signer, default: 0] + 1)
+                last[item.signer] = transaction.body.nonce
+            }
+        }
+        // Later rounds depend on earlier ones: some transactions are held to the second half.
+        #expect(script.rounds.dropFirst().contains { $0.firstDependent < $0.transactions.count })
+    }
+
+    @Test func dependentTransactionsComeAfterIndependentOnes() {
+        let consortium = TestConsortium()
+        var factory = TransactionFactory(consortium: consortium)
+        let root = ReceivableID(consortium.suite.hash(Array("root".utf8)))
+        let other = ReceivableID(consortium.suite.hash(Array("other".utf8)))
+        let confirmChanged = factory.make(TestConsortium.core, .confirmReceivable(root))
+        let confirmOther = factory.make(TestConsortium.core, .confirmReceivable(other))
+        let bankThing = factory.make(TestConsortium.bankA, .confirmReceivable(other))
+        var changed = ChangedRecords()
+        changed.ids.insert(root.hash)
+        let round = BenchScript.orderRound([confirmChanged, confirmOther, bankThing], after: changed, measured: true)
+        // The core enterprise's second transaction follows its first (nonce order); the bank's goes first.
+        #expect(round.transactions.map(\.id) == [bankThing.id, confirmChanged.id, confirmOther.id])
+        #expect(round.firstDependent == 1)
+        #expect(changed.touches(.confirmReceivable(root)))
+        #expect(!changed.touches(.confirmReceivable(other)))
+    }
+}
