@@ -7,6 +7,7 @@ import FoundationNetworking
 import LedgerAPI
 import LedgerCore
 import LedgerNode
+import PeerNetwork
 
 /// Fault scenarios on real validator processes over loopback, run by the test suite
 /// (`Tests/LedgerNodeTests/ProcessClusterTests.swift`) and by hand. Exits non-zero on the first
@@ -27,6 +28,8 @@ struct ClusterCheck: AsyncParsableCommand {
     @Option(help: "With --byzantine: how many transactions the load submits.") var transactions = 30
     @Flag(help: "Instead of the scenarios, tamper with a stopped node's ledger (an amount, a deleted transaction, swapped blocks): it must refuse to start, and `scf node resync` must bring it back.")
     var tamper = false
+    @Flag(help: "Instead of the scenarios, check key file permissions, where the API binds, the write endpoint, and that no log holds a private key.")
+    var security = false
 
     func run() async throws {
         try await reportingErrors {
@@ -35,7 +38,9 @@ struct ClusterCheck: AsyncParsableCommand {
             var check = try Scenarios(consortium: LocalConsortium(directory: directory, suite: Ed25519SHA256Suite(),
                                                                    genesisDate: ValidatorNode.wallClock().businessDate(utcOffsetMinutes: 480)))
             defer { check.consortium.stopAll() }
-            if tamper {
+            if security {
+                try await check.security()
+            } else if tamper {
                 try await check.tampering()
             } else if let byzantine {
                 try await check.byzantine(byzantine, transactions: transactions)
@@ -396,6 +401,9 @@ extension Scenarios {
                 .first(where: { $0.hasPrefix("node-\(victim).quarantine-") && !$0.contains("-checked-") }) else {
                 throw CLIError("`scf node resync` failed (exit \(resync.status)):\n\(resync.output)")
             }
+            guard resync.output.contains("kept this validator's replica state") else {
+                throw CLIError("`scf node resync` did not keep the validator's own votes:\n\(resync.output)")
+            }
             let quarantined = ((data as NSString).deletingLastPathComponent as NSString).appendingPathComponent(moved)
             guard FileManager.default.fileExists(atPath: (quarantined as NSString).appendingPathComponent("ledger.sqlite")) else {
                 throw CLIError("the quarantine folder \(quarantined) has no ledger in it")
@@ -429,6 +437,103 @@ extension Scenarios {
             sqlite3_free(error)
             throw CLIError("tampering with \(path) failed: \(message)")
         }
+    }
+}
+
+extension Scenarios {
+    /// Keys and access on real processes: key files others can read are refused with the fix, the
+    /// API and the peer port listen only on the configured loopback address, a transaction from a
+    /// non-member is refused with a code, no admin path answers, and after a run (transactions, a
+    /// refused key, shutdown) no node's log holds any private key in hex, base64 or PEM form.
+    mutating func security() async throws {
+        let directory = consortium.directory
+        func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let config = file("node-0.json")
+        var refusals: [String] = []
+        for (key, mode, what) in [(file("keys/node-0.key"), mode_t(0o644), "consensus key"), (file("tls/node-0.key"), mode_t(0o640), "TLS private key")] {
+            chmod(key, mode)
+            let refused = try CommandRun(consortium.executable, ["node", "start", "--config", config], seconds: 60)
+            chmod(key, 0o600)
+            refusals.append(refused.output)
+            guard refused.status != 0, refused.output.contains("chmod 600 "), refused.output.contains((key as NSString).lastPathComponent), !refused.output.contains("client API on") else {
+                throw CLIError("`scf node start` did not refuse a \(what) with mode \(String(mode, radix: 8)) (exit \(refused.status)):\n\(refused.output)")
+            }
+            log("  ok: a \(what) with mode \(String(mode, radix: 8)) is refused: \(refused.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last ?? "")")
+        }
+
+        for index in 0..<4 { try consortium.start(index) }
+        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+        for round in 0..<6 { _ = try await register(via: round % 4) }
+
+        // Bound where configured: 127.0.0.1 answers, another loopback address does not.
+        let nodeConfig = try NodeConfig.load(config).0
+        for (what, text) in [("API", nodeConfig.api), ("peer port", nodeConfig.listen)] {
+            let address = try NodeConfig.address(text, what: what)
+            guard NodeCommand.Resync.isListening(address), !NodeCommand.Resync.isListening(PeerAddress(host: "127.0.0.2", port: address.port)) else {
+                throw CLIError("node-0's \(what) does not listen only on \(address)")
+            }
+        }
+        log("  ok: API and peer port listen on 127.0.0.1 only (as configured), not on 127.0.0.2")
+
+        // The write endpoint takes only members' signatures.
+        let outsiderKey = try consortium.suite.signingKey(try consortium.suite.privateKey(seed: consortium.suite.hash(Array("outsider".utf8)).bytes))
+        let outsider = try SignedTransaction.sign(TransactionBody(chainID: consortium.genesis.chainID, signer: "outsider-ltd", nonce: 1,
+                                                                  operation: .withdrawReceivable(ReceivableID(.zero))), with: outsiderKey, suite: consortium.suite)
+        let (status, view) = try await consortium.postRaw(outsider, to: 1)
+        guard (400..<500).contains(status), view?.code == "unknownMember" else {
+            throw CLIError("a non-member's transaction got HTTP \(status) \(view?.code ?? "no code")")
+        }
+        for path in ["/admin", "/clock-offset", "/v1/clock-offset", "/v1/config", "/v1/keys", "/v1/shutdown", "/debug"] {
+            for method in ["GET", "POST"] {
+                var request = URLRequest(url: consortium.url(0, path))
+                request.httpMethod = method
+                let (_, response) = try await URLSession.shared.data(for: request)
+                let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+                guard code == 404 || code == 405 else { throw CLIError("\(method) \(path) answered \(code)") }
+            }
+        }
+        log("  ok: a non-member's transaction is refused with HTTP \(status) unknownMember; no admin path answers")
+
+        consortium.stopAll()
+        var secrets: [(String, String)] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: file("keys")).sorted() where name.hasSuffix(".key") {
+            let key = try JSONDecoder().decode(KeyFile.self, from: try Files.read(file("keys/\(name)"), what: "key"))
+            let raw = [UInt8](hex: key.privateKey) ?? []
+            secrets.append(("\(name) private key (hex)", key.privateKey.lowercased()))
+            secrets.append(("\(name) private key (HEX)", key.privateKey.uppercased()))
+            secrets.append(("\(name) private key (base64)", Data(raw).base64EncodedString()))
+            secrets.append(("\(name) private key (base64url)", Data(raw).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")))
+        }
+        for index in 0..<4 {
+            let pem = try String(contentsOfFile: file("tls/node-\(index).key"), encoding: .utf8)
+            let body = pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+            secrets.append(("tls/node-\(index).key PEM", body))
+            for line in pem.split(separator: "\n") where !line.hasPrefix("-----") { secrets.append(("tls/node-\(index).key PEM line", String(line))) }
+            if let der = Data(base64Encoded: body) { secrets.append(("tls/node-\(index).key DER (hex)", der.map { String(format: "%02x", $0) }.joined())) }
+        }
+        // Whole secrets, and every 32-character window of them (a key printed in part).
+        var needles: [(String, String)] = []
+        for (what, secret) in secrets {
+            needles.append((what, secret))
+            if secret.count > 32 {
+                let characters = Array(secret)
+                for start in stride(from: 0, through: characters.count - 32, by: 8) { needles.append((what, String(characters[start..<start + 32]))) }
+            }
+        }
+        var scanned = 0
+        let outputs = try (0..<4).map { ("node-\($0)'s log", try String(contentsOfFile: consortium.logPath($0), encoding: .utf8)) }
+            + refusals.map { ("the refused start's output", $0) }
+        for (source, text) in outputs {
+            scanned += text.utf8.count
+            for marker in ["PRIVATE KEY", "privateKey"] where text.contains(marker) {
+                throw CLIError("\(source) contains \"\(marker)\"")
+            }
+            for (what, needle) in needles where text.contains(needle) {
+                throw CLIError("\(source) contains the \(what)")
+            }
+        }
+        log("  ok: \(scanned) bytes of node logs and refused-start output hold none of \(secrets.count) private key forms (\(needles.count) patterns)")
+        log("security scenario passed")
     }
 }
 
@@ -489,6 +594,16 @@ final class ByzantineProcess {
 
 extension LocalConsortium {
     func logPath(_ index: Int) -> String { (directory as NSString).appendingPathComponent("logs/node-\(index).log") }
+
+    /// Submits without waiting; the HTTP status and the decoded answer.
+    func postRaw(_ transaction: SignedTransaction, to index: Int) async throws -> (Int, TransactionView?) {
+        var request = URLRequest(url: url(index, "/v1/transactions"))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONEncoder().encode(SubmitRequest(transaction: transaction.wireBytes.hexString))
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, try? JSONDecoder().decode(TransactionView.self, from: data))
+    }
 
     /// A GET answered as text (for /metrics).
     func text(node index: Int, _ path: String) async throws -> String {

@@ -55,3 +55,17 @@ struct Keys: AsyncParsableCommand {
         }
     }
 }
+
+/// Private key files other than `KeyFile`s (a node's TLS key): refused when anyone but the owner
+/// can read or write them, like `KeyFile.load` does for signing keys.
+enum SecretFiles {
+    static func requireOwnerOnly(_ path: String, what: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw CLIError("cannot read the \(what) \(path): \(String(cString: strerror(errno)))")
+        }
+        if info.st_mode & 0o077 != 0 {
+            throw CLIError("the \(what) \(path) can be read by other users (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)` and try again")
+        }
+    }
+}

@@ -70,7 +70,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: "The consensus key file (created if missing).") var key: String
         @Option(help: "Data directory.") var data: String
         @Option(help: "host:port to listen on for validators.") var listen: String
-        @Option(help: "host:port for the client API.") var api: String
+        @Option(help: "host:port for the client API (loopback unless you put a proxy or firewall in front of it).") var api = "127.0.0.1:8080"
         @Option(help: "Another validator as NAME=host:port (repeat for each).") var peer: [String] = []
         @Option(help: "Directory holding this node's TLS files (NAME.crt, NAME.key, ca.crt).") var tlsDir: String
 
@@ -157,6 +157,7 @@ struct NodeCommand: AsyncParsableCommand {
                 guard let index = validators.index(named: name) else { throw CLIError("peer \(name) is not a validator in genesis") }
                 peers[index] = try NodeConfig.address(address, what: "peer \(name)")
             }
+            try SecretFiles.requireOwnerOnly(path(config.tls.privateKey), what: "TLS private key")
             let credentials: NodeCredentials
             do {
                 credentials = try NodeCredentials.load(certificateFile: path(config.tls.certificate), privateKeyFile: path(config.tls.privateKey),
