@@ -46,6 +46,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Write a latency-over-time chart (SVG) of the last load to this file.") var plot: String?
     @Flag(help: "A short run for CI: low rate, a few seconds, catch-up of a few hundred transactions; no speed assertion.") var smoke = false
     @Option(help: "Keep the cluster's files here (default: a temporary directory, removed at the end).") var keep: String?
+    @Option(help: "Only write a cluster directory for nodes you start yourself (prints the commands), then stop.") var setup: String?
+    @Option(name: .customLong("node"), help: "Target this running node's API instead of starting a cluster (four times, with --cluster).") var nodes: [String] = []
+    @Option(help: "With --node: the directory `scf bench --setup` wrote (genesis, clock offset file).") var cluster: String?
 
     func validate() throws {
         guard rate > 0, duration > 0, rampFrom > 0, rampStep > 0, rampTo >= rampFrom, stepSeconds > 0, signers >= 4, warmUp >= 0 else {
@@ -53,10 +56,19 @@ struct Bench: AsyncParsableCommand {
         }
         if let transactions, transactions <= 0 { throw ValidationError("--transactions must be positive") }
         if let catchUp, catchUp <= 0 { throw ValidationError("--catch-up must be positive") }
+        if !nodes.isEmpty {
+            guard nodes.count == 4, cluster != nil else { throw ValidationError("--node takes the four nodes' API URLs, with --cluster DIR from `scf bench --setup DIR`") }
+            guard nodes.allSatisfy({ URL(string: $0)?.scheme == "http" }) else { throw ValidationError("--node takes http URLs such as http://127.0.0.1:8100") }
+            guard catchUp == nil else { throw ValidationError("--catch-up stops and restarts a node, so it needs the cluster the bench starts itself (no --node)") }
+        }
     }
 
     func run() async throws {
         try await reportingErrors {
+            if let setup {
+                try BenchRunner.setUp(directory: setup, signers: signers)
+                return
+            }
             var settings = BenchSettings(command: self)
             if smoke { settings.makeSmoke() }
             let report = try await BenchRunner(settings: settings).run()
@@ -90,6 +102,8 @@ struct BenchSettings: Sendable {
     var seed: UInt64
     var verifySeconds: Double
     var keep: String?
+    var nodes: [URL]
+    var clusterDirectory: String?
     var quiet: Bool
     var checkExecution = 2_000
 
@@ -99,6 +113,7 @@ struct BenchSettings: Sendable {
         rampFrom = command.rampFrom; rampStep = command.rampStep; rampTo = command.rampTo; stepSeconds = command.stepSeconds
         catchUp = command.catchUp; signers = command.signers; warmUp = command.warmUp; seed = command.seed
         verifySeconds = command.verifySeconds; keep = command.keep; quiet = command.json
+        nodes = command.nodes.compactMap { URL(string: $0) }; clusterDirectory = command.cluster
     }
 
     mutating func makeSmoke() {
@@ -130,6 +145,23 @@ struct BenchRunner {
         return report
     }
 
+    static func consortium(signers: Int) -> TestConsortium {
+        TestConsortium(suite: Ed25519SHA256Suite(), extraSuppliers: signers, chainID: "scf-bench")
+    }
+
+    /// `scf bench --setup DIR`: the cluster's files, and how to start its nodes and bench them.
+    static func setUp(directory: String, signers: Int) throws {
+        let cluster = try BenchCluster(directory: directory, consortium: consortium(signers: signers))
+        guard let local = cluster.local else { return }
+        var text = "wrote a bench cluster to \(directory) (\(signers) signers). Start each node, e.g. in four terminals:\n"
+        for index in 0..<4 {
+            text += "  scf node start --config \(directory)/node-\(index).json --clock-offset-file \(directory)/clock-offset\n"
+        }
+        text += "then bench them (the same --signers; run it within a day: the nodes' clock starts at the genesis day):\n"
+        text += "  scf bench --cluster \(directory) --signers \(signers)" + local.apiPorts.map { " --node http://127.0.0.1:\($0)" }.joined() + "\n"
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
     enum Mode {
         case fixed(rate: Int)
         case ramp
@@ -137,14 +169,22 @@ struct BenchRunner {
 
     /// One cluster, one script: warm-up, clock jump, measured load, optional catch-up.
     func session(mode: Mode, first: Bool, report: inout BenchReport) async throws -> SessionReport {
-        let test = TestConsortium(suite: Ed25519SHA256Suite(), extraSuppliers: settings.signers, chainID: "scf-bench")
-        let directory = settings.keep.map { first ? $0 : $0 + "-2" }
-            ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-bench-\(getpid())-\(first ? 1 : 2)")
-        try? FileManager.default.removeItem(atPath: directory)
-        let cluster = try BenchCluster(directory: directory, consortium: test)
+        let test = Self.consortium(signers: settings.signers)
+        let cluster: BenchCluster
+        let directory: String
+        if let existing = settings.clusterDirectory, !settings.nodes.isEmpty {
+            guard first else { throw CLIError("--half-load runs its second half on a fresh cluster, so it needs the cluster the bench starts itself (no --node)") }
+            directory = existing
+            cluster = try BenchCluster(existing: existing, urls: settings.nodes, consortium: test)
+        } else {
+            directory = settings.keep.map { first ? $0 : $0 + "-2" }
+                ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-bench-\(getpid())-\(first ? 1 : 2)")
+            try? FileManager.default.removeItem(atPath: directory)
+            cluster = try BenchCluster(directory: directory, consortium: test)
+        }
         defer {
             cluster.stopAll()
-            if settings.keep == nil { try? FileManager.default.removeItem(atPath: directory) }
+            if settings.keep == nil && cluster.local != nil { try? FileManager.default.removeItem(atPath: directory) }
         }
 
         // Sizes of the rounds (one round = one second of load).
@@ -185,7 +225,7 @@ struct BenchRunner {
         let mainRounds = Array(script.rounds.dropFirst(warmUp.count).prefix(measured.count))
         let catchUpScript = Array(script.rounds.dropFirst(warmUp.count + measured.count))
 
-        log("starting 4 nodes in \(directory)…")
+        log(cluster.local == nil ? "checking the 4 nodes at \(cluster.urls.map(\.absoluteString).joined(separator: ", "))…" : "starting 4 nodes in \(directory)…")
         try await cluster.start()
 
         if first {
@@ -265,19 +305,20 @@ struct BenchRunner {
     /// Stops a node that is not the primary, commits the catch-up rounds on the other three,
     /// restarts it and times how long it takes to reach their height.
     func runCatchUp(cluster: BenchCluster, rounds: [BenchRound], requested: Int) async throws -> CatchUpReport {
-        let status = try await cluster.consortium.status(0)
+        let processes = try cluster.processes()
+        let status = try await processes.status(0)
         let primary = Int(status.primary.split(separator: "-").last.flatMap { Int($0) } ?? 0)
         let lagging = (primary + 2) % 4
         let others = (0..<4).filter { $0 != lagging }
         log("catch-up: stopping node-\(lagging) (kill -9), committing \(requested) transactions on the other three…")
-        cluster.consortium.kill(lagging)
+        processes.kill(lagging)
         let startHeight = try await cluster.height(others[0])
         let load = BenchLoad(nodes: others.map { cluster.urls[$0] }, follow: cluster.urls[others[0]], log: log)
         let outcome = await load.run(rounds: rounds, fromHeight: startHeight, drainSeconds: 120)
         let target = try await cluster.height(others[0])
         log("  \(outcome.committed) committed in \(target.value - startHeight.value) blocks; restarting node-\(lagging)…")
         let restarted = Date()
-        try cluster.consortium.start(lagging)
+        try processes.start(lagging)
         var firstAnswer: Date?
         var reached: Date?
         let deadline = Date().addingTimeInterval(600)

@@ -11,16 +11,21 @@ import LedgerTestKit
 /// keys of the deterministic `TestConsortium` (so the pre-signed workload is valid on it) and a
 /// consensus clock set to the consortium's genesis day.
 final class BenchCluster: @unchecked Sendable {
-    let consortium: LocalConsortium
+    /// The processes this bench started; nil when it targets nodes given by URL.
+    let local: LocalConsortium?
     let directory: String
     let urls: [URL]
+    let genesisHash: Hash
     private var clockOffset: Int64
 
+    /// A new cluster directory: genesis, keys, TLS and node configurations (`LocalConsortium`'s),
+    /// with the test consortium's genesis and validator keys and a clock offset file.
     init(directory: String, consortium test: TestConsortium) throws {
         let local = try LocalConsortium(directory: directory, suite: test.suite,
                                         genesisDate: test.genesis.genesisTime.businessDate(utcOffsetMinutes: test.genesis.utcOffsetMinutes))
-        consortium = local
+        self.local = local
         self.directory = directory
+        genesisHash = test.genesis.hash(suite: test.suite)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         try Files.write(try Files.encodeJSON(test.genesis), to: path("genesis.json"), overwrite: true)
         for (index, validator) in test.genesis.validators.enumerated() {
@@ -35,31 +40,74 @@ final class BenchCluster: @unchecked Sendable {
                             to: path("keys/node-\(index).key"), secret: true, overwrite: true)
         }
         urls = local.apiPorts.map { URL(string: "http://127.0.0.1:\($0)")! }
-        // One hour into the genesis day, so the script's dates are the cluster's dates.
+        // One hour into the genesis day, so the script's dates are the cluster's.
         let target = test.genesis.genesisTime.adding(milliseconds: 3_600_000).millisecondsSinceEpoch
         clockOffset = target - ValidatorNode.wallClock().millisecondsSinceEpoch
         try local.setClockOffset(milliseconds: clockOffset)
     }
 
-    /// Starts the four nodes and waits until each is connected to the other three.
-    func start() async throws {
-        for index in 0..<4 { try consortium.start(index) }
-        for index in 0..<4 { try await consortium.waitUntilReady(index) }
+    /// Nodes started by hand from a directory `scf bench --setup DIR` wrote (with
+    /// `--clock-offset-file DIR/clock-offset`), reached at `urls`.
+    init(existing directory: String, urls: [URL], consortium test: TestConsortium) throws {
+        local = nil
+        self.directory = directory
+        self.urls = urls
+        genesisHash = test.genesis.hash(suite: test.suite)
+        let file = (directory as NSString).appendingPathComponent("clock-offset")
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8), let offset = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CLIError("\(file) is missing or not a number; make the cluster with `scf bench --setup \(directory)` and start its nodes with the commands it prints")
+        }
+        clockOffset = offset
     }
 
-    func stopAll() { consortium.stopAll() }
+    /// Starts the four nodes (or, for nodes given by URL, checks they run the bench's chain) and
+    /// waits until each is connected to the other three.
+    func start() async throws {
+        if let local {
+            for index in 0..<4 { try local.start(index) }
+            for index in 0..<4 { try await local.waitUntilReady(index) }
+            return
+        }
+        for url in urls {
+            let deadline = Date().addingTimeInterval(60)
+            while true {
+                if let status = try? await status(url) {
+                    guard status.genesisHash == genesisHash else {
+                        throw CLIError("\(url) runs another chain (genesis \(status.genesisHash.short), the bench's is \(genesisHash.short)); start the nodes from `scf bench --setup DIR` with the same --signers")
+                    }
+                    if status.peersConnected.count >= urls.count - 1 { break }
+                }
+                guard Date() < deadline else { throw CLIError("\(url) did not answer with its peers connected within 60 s; is its node running?") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
 
-    func height(_ index: Int) async throws -> Height { try await consortium.status(index).height }
+    func stopAll() { local?.stopAll() }
+
+    func status(_ url: URL) async throws -> StatusView {
+        let (data, _) = try await URLSession.shared.data(from: url.appendingPathComponent("v1/status"))
+        return try JSONDecoder().decode(StatusView.self, from: data)
+    }
+
+    func height(_ index: Int) async throws -> Height { try await status(urls[index]).height }
+
+    /// The local processes, for the scenarios that stop and restart one.
+    func processes() throws -> LocalConsortium {
+        guard let local else { throw CLIError("--catch-up stops and restarts a node, so it needs the cluster the bench starts itself (no --node)") }
+        return local
+    }
 
     /// Moves every node's consensus clock forward (read by the nodes within 100 ms).
     func jumpClock(days: Int32) throws {
         guard days > 0 else { return }
         clockOffset += Int64(days) * 86_400_000
-        try consortium.setClockOffset(milliseconds: clockOffset)
+        try Files.write(Data(String(clockOffset).utf8), to: (directory as NSString).appendingPathComponent("clock-offset"), overwrite: true)
     }
 
-    /// The node processes this process started, by index.
+    /// The node processes this process started, by index (none for nodes given by URL).
     func pids() -> [Int: Int32] {
+        guard local != nil else { return [:] }
         var found: [Int: Int32] = [:]
         for (pid, arguments) in ProcReader.children(of: getpid(), containing: "node start") {
             for index in 0..<4 where arguments.contains(where: { $0.hasSuffix("node-\(index).json") }) { found[index] = pid }
@@ -76,7 +124,7 @@ final class BenchCluster: @unchecked Sendable {
     func sampleNodes() async -> [NodeSample] {
         let pids = pids()
         var samples: [NodeSample] = []
-        for index in 0..<4 {
+        for index in urls.indices {
             var metrics: [String: Double] = [:]
             if let (data, _) = try? await URLSession.shared.data(from: urls[index].appendingPathComponent("metrics")) {
                 metrics = MetricsText.parse(String(decoding: data, as: UTF8.self))
