@@ -222,7 +222,13 @@ public struct Receipt: Hashable, Sendable, Codable {
         self.rejection = rejection
     }
     public var isCommitted: Bool { rejection == nil }
-    public func merkleLeaf(suite: any CryptoSuite) -> Hash { suite.leafHash(canonicalBytes) }
+    public func merkleLeaf(suite: any CryptoSuite) -> Hash {
+        // H(0x00 || canonical bytes), as `suite.leafHash(canonicalBytes)`, in one buffer.
+        var writer = CanonicalWriter(capacity: 48)
+        writer.write(UInt8(0))
+        encode(to: &writer)
+        return suite.hash(writer.bytes)
+    }
 }
 
 extension Receipt: CanonicalCodable {

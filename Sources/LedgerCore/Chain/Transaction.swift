@@ -91,7 +91,13 @@ public struct SignedTransaction: Hashable, Sendable {
     }
 
     /// The Merkle leaf committed in the block's transaction root: the whole signed transaction.
-    public func merkleLeaf(suite: any CryptoSuite) -> Hash { suite.leafHash(wireBytes) }
+    public func merkleLeaf(suite: any CryptoSuite) -> Hash {
+        // H(0x00 || wire bytes), as `suite.leafHash(wireBytes)`, encoded once into one buffer.
+        var writer = CanonicalWriter(capacity: bodyBytes.count + signature.rawRepresentation.count + 9)
+        writer.write(UInt8(0))
+        encode(to: &writer)
+        return suite.hash(writer.bytes)
+    }
 
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.id == rhs.id && lhs.signature == rhs.signature }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }

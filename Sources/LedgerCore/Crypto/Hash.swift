@@ -15,9 +15,16 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Wraps exactly 32 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (index, byte) in bytes.enumerated() { words[index / 8] = (words[index / 8] << 8) | UInt64(byte) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+        var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+        for (index, byte) in bytes.enumerated() {
+            switch index >> 3 {
+            case 0: w0 = (w0 << 8) | UInt64(byte)
+            case 1: w1 = (w1 << 8) | UInt64(byte)
+            case 2: w2 = (w2 << 8) | UInt64(byte)
+            default: w3 = (w3 << 8) | UInt64(byte)
+            }
+        }
+        self.init(w0: w0, w1: w1, w2: w2, w3: w3)
     }
 
     /// Parses 64 hex characters.
@@ -27,12 +34,14 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var bytes: [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [w0, w1, w2, w3] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: w1.bigEndian, toByteOffset: 8, as: UInt64.self)
+            raw.storeBytes(of: w2.bigEndian, toByteOffset: 16, as: UInt64.self)
+            raw.storeBytes(of: w3.bigEndian, toByteOffset: 24, as: UInt64.self)
+            count = 32
         }
-        return out
     }
 
     public var hex: String { bytes.hexString }

@@ -34,7 +34,12 @@ public struct CanonicalWriter: Sendable {
     }
 
     public mutating func write(_ value: String) {
-        write(bytes: Array(value.utf8))
+        // The same bytes as `write(bytes: Array(value.utf8))`, without the temporary array.
+        var value = value
+        value.withUTF8 { utf8 in
+            write(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     public mutating func write<T: CanonicalEncodable>(_ value: T) {

@@ -65,7 +65,7 @@ public struct BlockExecutor: Sendable {
     /// invalidate the block; rule violations become rejected receipts.
     public func execute<S: LedgerStateReader>(_ transactions: [SignedTransaction], context: BlockContext, state: S,
                                               signatures: SignaturePolicy = .verify) throws -> ExecutionResult {
-        var overlay = OverlayState(base: state)
+        let writes = BlockWrites(base: state)
         var receipts: [Receipt] = []
         receipts.reserveCapacity(transactions.count)
         var included: [SignedTransaction] = []
@@ -78,7 +78,7 @@ public struct BlockExecutor: Sendable {
                 if signatures == .verifyAndDrop { continue }
                 throw BlockValidationError(.duplicateTransaction, "transaction \(transaction.id) appears twice in block \(context.height)")
             }
-            var scope = Scope(block: overlay, transaction: transaction, context: context, today: today, suite: suite)
+            var scope = Scope(block: writes, transaction: transaction, context: context, today: today, suite: suite)
             let outcome: Rejection?
             do {
                 try scope.checkEnvelope(chainID: chainID, signatures: signatures)
@@ -96,11 +96,12 @@ public struct BlockExecutor: Sendable {
                 if signatures == .verifyAndDrop { continue }
                 throw BlockValidationError(.badSignature, "transaction \(transaction.id) from \(bad.signer) has an invalid signature")
             }
-            overlay.changes.merge(scope.pending)
+            writes.changes.merge(scope.pending)
             receipts.append(Receipt(transaction: transaction.id, rejection: outcome))
             included.append(transaction)
         }
 
+        let overlay = OverlayState(base: state, changes: writes.changes)
         try InvariantChecker(before: state, after: overlay).check()
 
         let transactionsRoot = Block.transactionsRoot(included, suite: suite)

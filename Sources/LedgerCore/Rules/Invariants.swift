@@ -15,10 +15,15 @@ struct InvariantChecker<Before: LedgerStateReader, After: LedgerStateReader> {
 
     func check() throws {
         var roots = Set(after.changes.roots.keys)
-        for fragment in after.changes.fragments.values { roots.insert(fragment.root) }
+        // The fragments the block wrote, by root, once (not one scan of them per root).
+        var written: [ReceivableID: [(id: FragmentID, isLive: Bool)]] = [:]
+        for fragment in after.changes.fragments.values {
+            roots.insert(fragment.root)
+            written[fragment.root, default: []].append((fragment.id, fragment.state.isLive))
+        }
         for id in roots.sorted() {
             guard let root = try after.root(id) else { throw violation("fragment points to missing root \(id)") }
-            try checkRoot(root)
+            try checkRoot(root, written: written[id] ?? [])
         }
         for fragment in after.changes.sortedFragments {
             if let previous = try before.fragment(fragment.id), previous.state == .locked || previous.state == .financed {
@@ -39,7 +44,7 @@ struct InvariantChecker<Before: LedgerStateReader, After: LedgerStateReader> {
         }
     }
 
-    private func checkRoot(_ root: ReceivableRoot) throws {
+    private func checkRoot(_ root: ReceivableRoot, written: [(id: FragmentID, isLive: Bool)]) throws {
         for key in root.invoiceKeys where root.status != .rejected && root.status != .withdrawn {
             guard try after.invoice(key)?.boundRoot == root.id else {
                 throw violation("root \(root.id) lists invoice \(key) which is not bound to it")
@@ -63,9 +68,10 @@ struct InvariantChecker<Before: LedgerStateReader, After: LedgerStateReader> {
         guard !total.overflow, total.partialValue == root.terms.face.amount.value else {
             throw violation("root \(root.id): live outstanding + settled + written off = \(total.partialValue), face is \(root.terms.face.amount)")
         }
-        for fragment in after.changes.fragments.values where fragment.root == root.id {
-            guard fragment.state.isLive == root.liveFragments.contains(fragment.id) else {
-                throw violation("fragment \(fragment.id) is \(fragment.state) but the root's live list disagrees")
+        for fragment in written {
+            guard fragment.isLive == root.liveFragments.contains(fragment.id) else {
+                let state = try after.fragment(fragment.id)?.state.description ?? "missing"
+                throw violation("fragment \(fragment.id) is \(state) but the root's live list disagrees")
             }
         }
     }

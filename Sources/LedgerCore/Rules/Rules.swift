@@ -1,8 +1,28 @@
 /// One transaction's view of state while it executes: reads see its own pending writes first,
 /// then the block's earlier writes, then the state before the block. A rejected transaction's
 /// pending writes are dropped (all but the nonce), so bad input never changes state.
+/// The state before a block and the writes of its transactions so far. A class, so that each
+/// transaction's `Scope` reads it by reference: merging a transaction's writes then mutates the
+/// block's dictionaries in place, where a copy held by the scope would make every merge copy all of
+/// them (quadratic in the block's size).
+final class BlockWrites<S: LedgerStateReader> {
+    let base: S
+    var changes = StateChanges()
+
+    init(base: S) {
+        self.base = base
+    }
+
+    func member(_ id: MemberID) throws -> Member? { try changes.members[id] ?? base.member(id) }
+    func nonce(of id: MemberID) throws -> UInt64 { try changes.nonces[id] ?? base.nonce(of: id) }
+    func root(_ id: ReceivableID) throws -> ReceivableRoot? { try changes.roots[id] ?? base.root(id) }
+    func fragment(_ id: FragmentID) throws -> Fragment? { try changes.fragments[id] ?? base.fragment(id) }
+    func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try changes.invoices[key] ?? base.invoice(key) }
+    func financingRequest(_ id: Hash) throws -> FinancingRequest? { try changes.financingRequests[id] ?? base.financingRequest(id) }
+}
+
 struct Scope<S: LedgerStateReader> {
-    let block: OverlayState<S>
+    let block: BlockWrites<S>
     let transaction: SignedTransaction
     let context: BlockContext
     let today: BusinessDate
@@ -10,7 +30,7 @@ struct Scope<S: LedgerStateReader> {
     var pending = StateChanges()
     private(set) var signer: Member?
 
-    init(block: OverlayState<S>, transaction: SignedTransaction, context: BlockContext, today: BusinessDate, suite: any CryptoSuite) {
+    init(block: BlockWrites<S>, transaction: SignedTransaction, context: BlockContext, today: BusinessDate, suite: any CryptoSuite) {
         self.block = block
         self.transaction = transaction
         self.context = context
