@@ -30,6 +30,8 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     private final class Inner {
         var connection: Connection?
         var tip: ChainTip
+        /// Decoded state records, written through by `append` (see `StateCache`).
+        var cache = StateCache()
         init(connection: Connection, tip: ChainTip) {
             self.connection = connection
             self.tip = tip
@@ -143,7 +145,10 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     /// Closes the connection. Later calls throw `StoreError.Code.closed`. Also happens on deinit.
     public func close() {
-        inner.withLock { $0.connection = nil }
+        inner.withLock {
+            $0.connection = nil
+            $0.cache.removeAll()
+        }
     }
 
     private func withConnection<T: Sendable>(_ body: (Connection) throws -> T) throws -> T {
@@ -176,6 +181,91 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// - Parameter replicaState: the consensus replica's recovery state to store in the same
     ///   transaction (see `saveReplicaState(_:)`), or nil to leave it as it is.
     public func append(_ committed: CommittedBlock, result: ExecutionResult, replicaState: [UInt8]? = nil) throws {
+        let checked = try check(committed, result: result)
+        try inner.withLock { inner throws in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            try checkExtends(committed.block.header, tip: inner.tip)
+            try connection.writeTransaction {
+                try Self.writeBlockRows(committed, blockRow: checked.row, result: result, to: connection)
+                try LedgerStore.write(result.changes, to: connection)
+                if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
+                try Self.writeTip(checked.tip, to: connection)
+            }
+            inner.tip = checked.tip
+            inner.cache.apply(result.changes)
+        }
+    }
+
+    /// Catch-up: executes certified blocks on the store, trusting their client signatures, and
+    /// stores them all in one database transaction. Returns each block's execution result.
+    ///
+    /// For a node that is behind and fetches committed blocks from its peers. Every block is
+    /// re-executed (`BlockExecutor.validate` with `.trusted` signatures: roots, receipts and state
+    /// digest are recomputed and must match the header) on the store plus the writes of the
+    /// earlier blocks of the batch, and its certificate must name it (height and hash), as in
+    /// `append`. Client signatures are not checked: the commit certificate vouches that a quorum
+    /// of validators checked them. The certificate's own signatures are NOT checked here; the
+    /// caller verifies each certificate against the genesis validators before calling (as it does
+    /// before `append`).
+    ///
+    /// Atomicity: the whole batch is one SQLite transaction (rows of every block, the net state
+    /// writes and the tip of the last block), so after a crash or power loss the file holds either
+    /// none of the batch or all of it, never part of a block. State rows are written once per
+    /// batch with their final value, which gives exactly the rows that appending the blocks one by
+    /// one would leave. Throws without writing anything if any block fails.
+    ///
+    /// - Parameter replicaState: stored in the same transaction, as in `append`.
+    @discardableResult
+    public func appendCertified(_ blocks: [CommittedBlock], executor: BlockExecutor, replicaState: [UInt8]? = nil) throws -> [ExecutionResult] {
+        guard !blocks.isEmpty else { return [] }
+        let start = tip
+        var tip = start
+        var net = StateChanges()
+        var results: [ExecutionResult] = []
+        var checked: [(row: [SQLValue], tip: ChainTip)] = []
+        results.reserveCapacity(blocks.count)
+        checked.reserveCapacity(blocks.count)
+        for committed in blocks {
+            try checkExtends(committed.block.header, tip: tip)
+            let result: ExecutionResult
+            do {
+                result = try executor.validate(committed.block, on: tip, state: OverlayState(base: self, changes: net), signatures: .trusted)
+            } catch let error as BlockValidationError {
+                throw StoreError(.resultMismatch, "certified block \(committed.block.header.height) does not re-execute to its header (\(error)); the peer sent a wrong block or this store is damaged, run `scf ledger verify` on \(path)")
+            }
+            let blockCheck = try check(committed, result: result)
+            net.merge(result.changes)
+            tip = blockCheck.tip
+            results.append(result)
+            checked.append(blockCheck)
+        }
+        let last = tip
+        try inner.withLock { inner throws in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            guard inner.tip == start else {
+                throw StoreError(.wrongHeight, "another block was appended (tip is now \(inner.tip.height)) while this batch executed on block \(start.height); execute the batch again")
+            }
+            try connection.writeTransaction {
+                for (index, committed) in blocks.enumerated() {
+                    try Self.writeBlockRows(committed, blockRow: checked[index].row, result: results[index], to: connection)
+                }
+                try LedgerStore.write(net, to: connection)
+                if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
+                try Self.writeTip(last, to: connection)
+            }
+            inner.tip = last
+            inner.cache.apply(net)
+        }
+        return results
+    }
+
+    /// The checks `append` makes before writing: the certificate names the block, the result is
+    /// the block's. Returns the block row and the tip after it.
+    private func check(_ committed: CommittedBlock, result: ExecutionResult) throws -> (row: [SQLValue], tip: ChainTip) {
         let block = committed.block
         let header = block.header
         let hash = block.hash(suite: suite)
@@ -187,34 +277,34 @@ public final class LedgerStore: Sendable, LedgerStateReader {
               zip(result.receipts, block.transactions).allSatisfy({ $0.transaction == $1.id }) else {
             throw StoreError(.resultMismatch, "the execution result given with block \(header.height) is not this block's (transactions, receipts or state digest differ); execute or validate the block and pass its result")
         }
-        let blockRow = Rows.block(committed, hash: hash)
-        let newTip = ChainTip(height: header.height, hash: hash, stateDigest: header.stateDigest, timestamp: header.timestamp)
-        try inner.withLock { inner throws in
-            guard let connection = inner.connection else {
-                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
-            }
-            guard header.height == inner.tip.height.next else {
-                throw StoreError(.wrongHeight, "block \(header.height) does not follow the stored tip \(inner.tip.height); append block \(inner.tip.height.next) next")
-            }
-            guard header.previousHash == inner.tip.hash else {
-                throw StoreError(.wrongPreviousHash, "block \(header.height) links to \(header.previousHash.short) but the stored tip \(inner.tip.height) is \(inner.tip.hash.short); this block is from another fork or chain")
-            }
-            try connection.writeTransaction {
-                try connection.statement("INSERT INTO block (\(Schema.block.columnList)) VALUES (?, ?, ?, ?, ?, ?, ?)").bind(blockRow).run()
-                let insertTransaction = try connection.statement(
-                    "INSERT INTO \"transaction\" (\(Schema.transaction.columnList)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                for (position, (transaction, receipt)) in zip(block.transactions, result.receipts).enumerated() {
-                    try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: header.height, position: position)).run()
-                }
-                try LedgerStore.write(result.changes, to: connection)
-                if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
-                try connection.statement("""
-                    UPDATE meta SET tipHeight = ?, tipHash = ?, tipStateDigest = ?, tipTimestamp = ? WHERE id = 1
-                    """).bind(SQLValue(newTip.height), SQLValue(newTip.hash), SQLValue(newTip.stateDigest),
-                              .integer(newTip.timestamp.millisecondsSinceEpoch)).run()
-            }
-            inner.tip = newTip
+        return (Rows.block(committed, hash: hash),
+                ChainTip(height: header.height, hash: hash, stateDigest: header.stateDigest, timestamp: header.timestamp))
+    }
+
+    private func checkExtends(_ header: BlockHeader, tip: ChainTip) throws {
+        guard header.height == tip.height.next else {
+            throw StoreError(.wrongHeight, "block \(header.height) does not follow the stored tip \(tip.height); append block \(tip.height.next) next")
         }
+        guard header.previousHash == tip.hash else {
+            throw StoreError(.wrongPreviousHash, "block \(header.height) links to \(header.previousHash.short) but the stored tip \(tip.height) is \(tip.hash.short); this block is from another fork or chain")
+        }
+    }
+
+    /// The block row and one row per transaction with its receipt.
+    private static func writeBlockRows(_ committed: CommittedBlock, blockRow: [SQLValue], result: ExecutionResult, to connection: Connection) throws {
+        try connection.statement(Schema.block.insertSQL).bind(blockRow).run()
+        let insertTransaction = try connection.statement(Schema.transaction.insertSQL)
+        let height = committed.block.header.height
+        for (position, (transaction, receipt)) in zip(committed.block.transactions, result.receipts).enumerated() {
+            try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: height, position: position)).run()
+        }
+    }
+
+    private static let updateTipSQL = "UPDATE meta SET tipHeight = ?, tipHash = ?, tipStateDigest = ?, tipTimestamp = ? WHERE id = 1"
+
+    private static func writeTip(_ tip: ChainTip, to connection: Connection) throws {
+        try connection.statement(updateTipSQL).bind(SQLValue(tip.height), SQLValue(tip.hash), SQLValue(tip.stateDigest),
+                                                     .integer(tip.timestamp.millisecondsSinceEpoch)).run()
     }
 
     // MARK: Consensus replica state
@@ -377,21 +467,6 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     // MARK: State (LedgerStateReader)
 
-    private func record<T: CanonicalDecodable & Sendable>(_ table: Schema.Table, _ key: SQLValue, as type: T.Type = T.self) throws -> T? {
-        let bytes = try withConnection { connection -> [UInt8]? in
-            let statement = try connection.statement(table.selectRecordSQL).bind(key)
-            guard let row = try statement.next() else { return nil }
-            defer { statement.reset() }
-            return row.blob(0)
-        }
-        guard let bytes else { return nil }
-        do {
-            return try T(canonicalBytes: bytes)
-        } catch {
-            throw StoreError(.corrupt, "the \(table.name) row \(key) does not decode (\(error)); run `scf ledger verify` on \(path)")
-        }
-    }
-
     private func records<T: CanonicalDecodable & Sendable>(_ table: Schema.Table, where condition: String, _ arguments: [SQLValue],
                                                            orderBy order: String = "id", limit: Int?) throws -> [T] {
         let blobs = try withConnection { connection -> [[UInt8]] in
@@ -408,21 +483,60 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
     }
 
-    public func member(_ id: MemberID) throws -> Member? { try record(Schema.member, SQLValue(id)) }
-
-    public func nonce(of id: MemberID) throws -> UInt64 {
-        try withConnection { connection -> UInt64 in
-            let statement = try connection.statement("SELECT value FROM nonce WHERE id = ?").bind(SQLValue(id))
-            guard let row = try statement.next() else { return 0 }
-            defer { statement.reset() }
-            return UInt64(bitPattern: row.int64(0))
+    /// A state record through the cache: the cached value (or cached absence), else the row read
+    /// and decoded, then cached. Both under the lock, so `append` cannot slip in between.
+    private func cachedRecord<T: CachedRecord>(_ key: T.Key) throws -> T? {
+        try inner.withLock { inner throws -> T? in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            if let cached = T.cached(key, in: &inner.cache) { return cached }
+            let value: T? = try Self.readRecord(T.table, T.sqlKey(key), connection: connection, path: path)
+            T.cache(value, for: key, in: &inner.cache)
+            return value
         }
     }
 
-    public func root(_ id: ReceivableID) throws -> ReceivableRoot? { try record(Schema.root, SQLValue(id.hash)) }
-    public func fragment(_ id: FragmentID) throws -> Fragment? { try record(Schema.fragment, SQLValue(id.hash)) }
-    public func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try record(Schema.invoice, Rows.invoiceID(key)) }
-    public func financingRequest(_ id: Hash) throws -> FinancingRequest? { try record(Schema.financingRequest, SQLValue(id)) }
+    private static func readRecord<T: CanonicalDecodable>(_ table: Schema.Table, _ key: SQLValue, connection: Connection, path: String) throws -> T? {
+        let statement = try connection.statement(table.selectRecordSQL).bind(key)
+        guard let row = try statement.next() else { return nil }
+        defer { statement.reset() }
+        do {
+            return try T(canonicalBytes: row.blob(0))
+        } catch {
+            throw StoreError(.corrupt, "the \(table.name) row \(key) does not decode (\(error)); run `scf ledger verify` on \(path)")
+        }
+    }
+
+    public func member(_ id: MemberID) throws -> Member? { try cachedRecord(id) }
+
+    public func nonce(of id: MemberID) throws -> UInt64 {
+        try inner.withLock { inner throws -> UInt64 in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            if let cached = inner.cache.nonces.value(for: id) { return cached }
+            let statement = try connection.statement(Self.selectNonceSQL).bind(SQLValue(id))
+            let value: UInt64
+            if let row = try statement.next() {
+                value = UInt64(bitPattern: row.int64(0))
+                statement.reset()
+            } else {
+                value = 0
+            }
+            inner.cache.nonces.insert(value, for: id)
+            return value
+        }
+    }
+
+    static let selectNonceSQL = "SELECT value FROM nonce WHERE id = ?"
+
+    public func root(_ id: ReceivableID) throws -> ReceivableRoot? { try cachedRecord(id) }
+    public func fragment(_ id: FragmentID) throws -> Fragment? { try cachedRecord(id) }
+    public func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try cachedRecord(key) }
+    public func financingRequest(_ id: Hash) throws -> FinancingRequest? {
+        try cachedRecord(id)
+    }
 
     // MARK: Read-model queries
 

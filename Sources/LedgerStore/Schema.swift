@@ -140,21 +140,32 @@ enum Schema {
     ]
 
     /// A state table: its name and columns, key first and `record` last.
+    /// The SQL of each statement is built once here: the connection's statement cache is keyed by
+    /// the SQL text, so building it again for every row or read would cost more than the lookup.
     struct Table {
         let name: String
         let columns: [String]
-
-        var quotedName: String { "\"\(name)\"" }
-        var columnList: String { columns.joined(separator: ", ") }
-
+        let quotedName: String
+        let columnList: String
         /// Insert, or update every column when the key exists.
-        var upsertSQL: String {
+        let upsertSQL: String
+        /// Insert a new row (the key must not exist yet).
+        let insertSQL: String
+        let selectRecordSQL: String
+        let selectAllSQL: String
+
+        init(name: String, columns: [String]) {
+            self.name = name
+            self.columns = columns
+            quotedName = "\"\(name)\""
+            columnList = columns.joined(separator: ", ")
             let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
             let updates = columns.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-            return "INSERT INTO \(quotedName) (\(columnList)) VALUES (\(placeholders)) ON CONFLICT(\(columns[0])) DO UPDATE SET \(updates)"
+            upsertSQL = "INSERT INTO \(quotedName) (\(columnList)) VALUES (\(placeholders)) ON CONFLICT(\(columns[0])) DO UPDATE SET \(updates)"
+            insertSQL = "INSERT INTO \(quotedName) (\(columnList)) VALUES (\(placeholders))"
+            selectRecordSQL = "SELECT record FROM \(quotedName) WHERE \(columns[0]) = ?"
+            selectAllSQL = "SELECT \(columnList) FROM \(quotedName) ORDER BY \(columns[0])"
         }
-        var selectRecordSQL: String { "SELECT record FROM \(quotedName) WHERE \(columns[0]) = ?" }
-        var selectAllSQL: String { "SELECT \(columnList) FROM \(quotedName) ORDER BY \(columns[0])" }
     }
 
     static let block = Table(name: "block", columns: ["height", "hash", "header", "wire", "certificate", "timestamp", "transactionCount"])

@@ -74,6 +74,10 @@ public enum StoreBenchmark {
         public var applyVerifying: Phase
         /// The same with signatures trusted (checked once at mempool admission).
         public var applyTrusted: Phase
+        /// Catch-up: the verified chain's blocks applied to a new store with `appendCertified`
+        /// (re-executed trusting client signatures, `catchUpBatch` blocks per database transaction).
+        public var catchUp: Phase
+        public var catchUpBatch: Int
         /// `LedgerVerifier` on the file, signatures on all cores.
         public var verifyParallel: Phase
         /// `LedgerVerifier` on the file, signatures on one core.
@@ -90,6 +94,7 @@ public enum StoreBenchmark {
                 \(line("apply, signatures verified (execute on store + append)", applyVerifying))
                 \(line("apply, signatures trusted  (execute on store + append)", applyTrusted))
                 append alone: \(WriteChainTool.format(appendMillisecondsPerBlock)) ms wall per block (one SQLite transaction, fsync)
+                \(line("catch-up, \(catchUpBatch) blocks per transaction", catchUp))
                 \(line("verify, all cores", verifyParallel))
                 \(line("verify, one core ", verifySequential))
                 """
@@ -125,7 +130,37 @@ public enum StoreBenchmark {
             guard report.isValid else { throw StoreError(.corrupt, "the benchmark chain did not verify: \(report.summary)") }
             return Phase(transactions: report.transactions, wallSeconds: report.seconds, cpuSeconds: processCPUSeconds() - cpu)
         }
+        let catchUpBatch = 16
+        let consortium = WriteChainTool.consortium(suppliers: WriteChainTool.defaultSuppliers)
+        func catchUp() throws -> Phase {
+            let source = try LedgerStore.open(path: directory + "/bench-verify.sqlite", genesis: genesis, suite: consortium.suite)
+            defer { source.close() }
+            let target = try LedgerStore.open(path: directory + "/bench-catch-up.sqlite", genesis: genesis, suite: consortium.suite)
+            defer { target.close() }
+            var batch: [CommittedBlock] = []
+            var transactions = 0
+            // Reading and decoding the blocks from the source file is counted too: a node decodes
+            // the blocks it fetches from its peers.
+            let cpu = processCPUSeconds()
+            let clock = ContinuousClock()
+            let start = clock.now
+            try source.forEachBlock { committed in
+                transactions += committed.block.transactions.count
+                batch.append(committed)
+                if batch.count == catchUpBatch {
+                    try target.appendCertified(batch, executor: consortium.executor)
+                    batch.removeAll(keepingCapacity: true)
+                }
+                return true
+            }
+            if !batch.isEmpty { try target.appendCertified(batch, executor: consortium.executor) }
+            let wall = clock.now - start
+            guard target.tip == source.tip else { throw StoreError(.corrupt, "catch-up ended at \(target.tip.height), not at the source's tip \(source.tip.height)") }
+            return Phase(transactions: transactions, wallSeconds: WriteChainTool.seconds(wall), cpuSeconds: processCPUSeconds() - cpu)
+        }
+        let catchUpPhase = try catchUp()
         return Figures(blocks: blocks, transactionsPerBlock: transactionsPerBlock, applyVerifying: verifying, applyTrusted: trusted,
+                       catchUp: catchUpPhase, catchUpBatch: catchUpBatch,
                        verifyParallel: try verification(parallel: true), verifySequential: try verification(parallel: false),
                        appendMillisecondsPerBlock: WriteChainTool.seconds(trustedTimings.append) * 1000 / Double(max(blocks, 1)))
     }

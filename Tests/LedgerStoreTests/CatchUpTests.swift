@@ -1,0 +1,140 @@
+import Foundation
+import LedgerCore
+@testable import LedgerStore
+import LedgerTestKit
+import Testing
+
+/// The catch-up path (`appendCertified`) and the store's record cache.
+@Suite struct CatchUpTests {
+    let fixture = ChainFixture.shared
+    var consortium: TestConsortium { fixture.consortium }
+
+    /// Every row of every table of a data file, in a stable order, for comparing two files.
+    func dump(_ path: String) throws -> [String: [[SQLValue]]] {
+        let connection = try Connection(path: path, readOnly: true)
+        var tables: [String: [[SQLValue]]] = [:]
+        tables["block"] = try connection.statement("SELECT * FROM block ORDER BY height").map { $0.values }
+        tables["transaction"] = try connection.statement("SELECT * FROM \"transaction\" ORDER BY height, position").map { $0.values }
+        tables["meta"] = try connection.statement("SELECT * FROM meta").map { $0.values }
+        for table in Schema.stateTables {
+            tables[table.name] = try connection.statement(table.selectAllSQL).map { $0.values }
+        }
+        return tables
+    }
+
+    func blocks(of path: String) throws -> [CommittedBlock] {
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        var blocks: [CommittedBlock] = []
+        try store.forEachBlock { blocks.append($0); return true }
+        return blocks
+    }
+
+    @Test(arguments: [1, 5, 48])
+    func catchUpLeavesExactlyTheRowsOfAppendingOneByOne(batchSize: Int) throws {
+        let directory = TemporaryDirectory()
+        let source = fixture.copy(into: directory)
+        let chain = try blocks(of: source)
+        #expect(chain.count == fixture.blocks)
+        let path = directory.file("caught-up.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        var index = 0
+        var receipts: [[Receipt]] = []
+        while index < chain.count {
+            let batch = Array(chain[index..<min(index + batchSize, chain.count)])
+            let results = try store.appendCertified(batch, executor: consortium.executor)
+            #expect(results.count == batch.count)
+            receipts += results.map(\.receipts)
+            index += batch.count
+        }
+        #expect(store.tip.height == Height(UInt64(fixture.blocks)))
+        // The cache and the file agree with the state the chain was written with.
+        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
+        for (id, nonce) in fixture.state.nonces { #expect(try store.nonce(of: id) == nonce) }
+        store.close()
+        #expect(try dump(path) == dump(source))
+        #expect(receipts.joined().count { !$0.isCommitted } == fixture.rejected)
+        let report = try LedgerVerifier().verify(path: path, genesis: consortium.genesis)
+        #expect(report.isValid, "\(report.summary)")
+    }
+
+    @Test func aBatchWithABadBlockWritesNothing() throws {
+        let directory = TemporaryDirectory()
+        let chain = try blocks(of: fixture.copy(into: directory))
+        let path = directory.file("caught-up.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        try store.appendCertified(Array(chain[0..<10]), executor: consortium.executor)
+        let before = try dump(path)
+
+        // Block 15 claims another state digest (a quorum certified it anyway): the batch 11...16 fails at 15.
+        var bad = chain[14].block
+        bad.header.stateDigest = Hash.zero
+        var batch = Array(chain[10..<16])
+        batch[4] = CommittedBlock(block: bad, certificate: ChainBuilder(consortium: consortium).certify(bad))
+        #expect {
+            try store.appendCertified(batch, executor: consortium.executor)
+        } throws: { error in
+            (error as? StoreError)?.code == .resultMismatch && "\(error)".contains("certified block 15")
+        }
+        #expect(store.tip == ChainTip(header: chain[9].block.header, suite: consortium.suite))
+        #expect(try dump(path) == before, "a failed batch must leave no row of its blocks")
+        // Nothing of blocks 11-14 leaked into the cache either: the good batch applies and matches.
+        try store.appendCertified(Array(chain[10...]), executor: consortium.executor)
+        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
+        store.close()
+        let other = TemporaryDirectory()
+        #expect(try dump(path) == dump(fixture.copy(into: other)))
+    }
+
+    @Test func aBatchThatDoesNotExtendTheTipIsRefused() throws {
+        let directory = TemporaryDirectory()
+        let chain = try blocks(of: fixture.copy(into: directory))
+        let store = try LedgerStore.open(path: directory.file("caught-up.sqlite"), genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        #expect(throws: StoreError.self) { try store.appendCertified(Array(chain[1..<3]), executor: consortium.executor) }
+        // A gap inside the batch.
+        #expect(throws: StoreError.self) { try store.appendCertified([chain[0], chain[2]], executor: consortium.executor) }
+        #expect(store.tip.height == .genesis)
+        #expect(try store.appendCertified([], executor: consortium.executor).isEmpty)
+    }
+
+    @Test func theGenerationalCacheStaysBoundedAndKeepsWhatIsUsed() {
+        var cache = GenerationalCache<Int, String?>(limit: 100)
+        cache.insert(nil, for: -1)
+        for key in 0..<10_000 {
+            cache.insert("\(key)", for: key)
+            // A key used all along survives every generation change.
+            _ = cache.value(for: -1)
+            #expect(cache.count <= 200)
+        }
+        #expect(cache.value(for: -1) == .some(nil), "a cached absence is a hit, not a miss")
+        #expect(cache.value(for: 9_999) == "9999")
+        #expect(cache.value(for: 0) == nil, "an old entry was dropped")
+    }
+
+    @Test func readsSeeEveryAppendedWriteThroughTheCache() throws {
+        // Read every record before and after each block: a stale cache entry would show up as a mismatch.
+        let directory = TemporaryDirectory()
+        let chain = try blocks(of: fixture.copy(into: directory))
+        let path = directory.file("applied.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        var state = MemoryLedgerState(genesis: consortium.genesis)
+        let executor = consortium.executor
+        for committed in chain {
+            let result = try executor.validate(committed.block, on: store.tip, state: store, signatures: .trusted)
+            try store.append(committed, result: result)
+            state.apply(result.changes)
+            for id in result.changes.fragments.keys { #expect(try store.fragment(id) == state.fragments[id]) }
+            for id in result.changes.roots.keys { #expect(try store.root(id) == state.roots[id]) }
+            for key in result.changes.invoices.keys { #expect(try store.invoice(key) == state.invoices[key]) }
+            for id in result.changes.financingRequests.keys { #expect(try store.financingRequest(id) == state.financingRequests[id]) }
+            for id in result.changes.nonces.keys { #expect(try store.nonce(of: id) == state.nonces[id]) }
+        }
+        // A second handle on the same file (no cache yet) reads the same.
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        defer { reopened.close() }
+        for (id, fragment) in state.fragments { #expect(try reopened.fragment(id) == fragment) }
+        for (id, root) in state.roots { #expect(try reopened.root(id) == root) }
+    }
+}
