@@ -136,26 +136,63 @@ import Testing
         // certificate checks out, the block's roots are recomputed to match, only the signature is bad.
         let directory = TemporaryDirectory()
         let path = fixture.copy(into: directory)
-        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
-        var block = try #require(try store.block(at: Height(26))).block
-        store.close()
-        let original = block.transactions[2]
-        let forged = TransactionFactory(consortium: consortium).forge(original.body.signer, original.body.operation,
-                                                                       nonce: original.body.nonce,
-                                                                       key: TestConsortium.key(for: "forger", suite: consortium.suite))
-        #expect(forged.id == original.id)
-        block.transactions[2] = forged
-        block.header.transactionsRoot = Block.transactionsRoot(block.transactions, suite: consortium.suite)
-        let certified = CommittedBlock(block: block, certificate: ChainBuilder(consortium: consortium).certify(block))
-        try tamper(path) { connection in
-            try connection.statement("UPDATE block SET hash = ?, header = ?, wire = ?, certificate = ? WHERE height = 26")
-                .bind(Array(Rows.block(certified, hash: block.hash(suite: consortium.suite))[1...4])).run()
-            try connection.statement("UPDATE \"transaction\" SET wire = ? WHERE height = 26 AND position = 2").bind(.blob(forged.wireBytes)).run()
-        }
+        try forgeSignature(in: path, height: 26, position: 2)
         let failure = try #require(try verify(path, parallel: parallel).failure)
         #expect(failure.height == Height(26))
         #expect(failure.code == .invalidBlock)
         #expect(failure.message.contains("badSignature"), "\(failure)")
+    }
+
+    /// Replaces transaction `position` of block `height` by one with the same id and a forged
+    /// signature, under a valid certificate for the changed block (a Byzantine quorum).
+    func forgeSignature(in path: String, height: Int, position: Int) throws {
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        var block = try #require(try store.block(at: Height(UInt64(height)))).block
+        store.close()
+        let original = block.transactions[position]
+        let forged = TransactionFactory(consortium: consortium).forge(original.body.signer, original.body.operation,
+                                                                       nonce: original.body.nonce,
+                                                                       key: TestConsortium.key(for: "forger", suite: consortium.suite))
+        #expect(forged.id == original.id)
+        block.transactions[position] = forged
+        block.header.transactionsRoot = Block.transactionsRoot(block.transactions, suite: consortium.suite)
+        let certified = CommittedBlock(block: block, certificate: ChainBuilder(consortium: consortium).certify(block))
+        try tamper(path) { connection in
+            try connection.statement("UPDATE block SET hash = ?, header = ?, wire = ?, certificate = ? WHERE height = ?")
+                .bind(Array(Rows.block(certified, hash: block.hash(suite: consortium.suite))[1...4]) + [.integer(Int64(height))]).run()
+            try connection.statement("UPDATE \"transaction\" SET wire = ? WHERE height = ? AND position = ?")
+                .bind(.blob(forged.wireBytes), .integer(Int64(height)), .integer(Int64(position))).run()
+        }
+    }
+
+    /// Helpers check signatures of later blocks while the verifying thread executes earlier ones:
+    /// whichever forged block they reach first, the report names the first bad block of the chain.
+    @Test(arguments: [(5, 40), (20, 21), (33, 34), (3, 47)])
+    func theFirstOfTwoForgedBlocksIsNamed(blocks: (Int, Int)) throws {
+        for parallel in [true, false] {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try forgeSignature(in: path, height: blocks.1, position: 1)
+            try forgeSignature(in: path, height: blocks.0, position: 0)
+            let report = try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 8))
+                .verify(path: path, genesis: consortium.genesis)
+            let failure = try #require(report.failure)
+            #expect(failure.height == Height(UInt64(blocks.0)), "parallel \(parallel): \(failure)")
+            #expect(failure.message.contains("badSignature"), "\(failure)")
+            #expect(report.verifiedBlocks == blocks.0 - 1)
+        }
+    }
+
+    /// Only the later block is forged: every block before it verifies, the later one is named.
+    @Test(arguments: [true, false])
+    func aForgedSignatureLateInTheChainIsNamed(parallel: Bool) throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        try forgeSignature(in: path, height: 47, position: 3)
+        let report = try LedgerVerifier(options: .init(parallelSignatures: parallel, batchSize: 64)).verify(path: path, genesis: consortium.genesis)
+        let failure = try #require(report.failure)
+        #expect(failure.height == Height(47), "\(failure)")
+        #expect(report.verifiedBlocks == 46)
     }
 
     @Test func anEditedAmountInAStateTableIsCaughtAndBlamedOnTheBlockThatWroteIt() throws {
