@@ -16,6 +16,11 @@ final class BenchLoad: @unchecked Sendable {
         let transaction: BenchTransaction
         let due: UInt64
         let measured: Bool
+        let round: Int
+        /// The round whose transactions must all have committed (or been refused) before this one
+        /// is offered: the previous round for a transaction that touches what it changed, the one
+        /// before for the rest. A client cannot pass on a fragment before it holds it.
+        let waitsFor: Int
     }
 
     struct Outcome: Sendable {
@@ -49,6 +54,13 @@ final class BenchLoad: @unchecked Sendable {
     private let stop = Atomic<Bool>(false)
     private let offeringStopped = Atomic<Bool>(false)
     private let batchUnsupported = Atomic<Bool>(false)
+    /// Per round: transactions not yet offered or offered and unresolved; when the last was offered.
+    private var roundOpen: [Int] = []
+    private var roundLastOffer: [UInt64] = []
+    private var roundOf: [Hash: Int] = [:]
+    private var offeredAll = 0
+    /// A round counts as resolved this long after its last offer even if some transaction of it never shows up.
+    static let roundGiveUp: UInt64 = 5_000_000_000
 
     /// - Parameters: nodes: API base URLs to spread signers over; follow: the node whose blocks are read.
     init(nodes: [URL], follow: URL, log: @escaping @Sendable (String) -> Void) {
@@ -83,11 +95,17 @@ final class BenchLoad: @unchecked Sendable {
             let count = round.transactions.count
             for (position, transaction) in round.transactions.enumerated() {
                 let due = UInt64(index) * 1_000_000_000 + UInt64(position) * 1_000_000_000 / UInt64(max(1, count))
-                perNode[Self.slot(of: transaction.signer, count: nodes.count)].append(Item(transaction: transaction, due: due, measured: round.measured))
+                perNode[Self.slot(of: transaction.signer, count: nodes.count)].append(
+                    Item(transaction: transaction, due: due, measured: round.measured, round: index,
+                         waitsFor: position >= round.firstDependent ? index - 1 : index - 2))
             }
             if round.measured { offeredPerSecond.append(count) }
         }
-        lock.withLock { outcome.offeredPerSecond = offeredPerSecond }
+        lock.withLock {
+            outcome.offeredPerSecond = offeredPerSecond
+            roundOpen = rounds.map(\.transactions.count)
+            roundLastOffer = Array(repeating: 0, count: rounds.count)
+        }
         start = Self.now()
         let scheduleEnd = Double(rounds.count)
         await withTaskGroup(of: Void.self) { group in
@@ -131,17 +149,40 @@ final class BenchLoad: @unchecked Sendable {
                 return
             }
             await waitUntil(items[index].due)
+            while !offeringStopped.load(ordering: .relaxed), !isResolved(items[index].waitsFor) {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
             let elapsed = Self.now() - start
             var end = index
-            while end < items.count, end - index < 1_000, items[end].due <= elapsed { end += 1 }
+            while end < items.count, end - index < 1_000, items[end].due <= elapsed, isResolved(items[end].waitsFor) { end += 1 }
             let batch = Array(items[index..<end])
             if await postBatch(batch, to: node) { index = end }
         }
     }
 
+    /// Whether every transaction of `round` committed or was refused (or the round timed out).
+    private func isResolved(_ round: Int) -> Bool {
+        guard round >= 0 else { return true }
+        return lock.withLock {
+            guard round < roundOpen.count else { return true }
+            if roundOpen[round] <= 0 { return true }
+            let last = roundLastOffer[round]
+            return last > 0 && Self.now() > last + Self.roundGiveUp
+        }
+    }
+
+    /// Under the lock: one transaction of the round is resolved (committed or refused).
+    private func resolve(_ id: Hash) {
+        if let round = roundOf.removeValue(forKey: id), round < roundOpen.count { roundOpen[round] -= 1 }
+    }
+
     private func markOffered(_ batch: ArraySlice<Item>) {
         lock.withLock {
+            let now = Self.now()
+            offeredAll += batch.count
             for item in batch {
+                roundOf[item.transaction.id] = item.round
+                if item.round < roundLastOffer.count { roundLastOffer[item.round] = now }
                 pending[item.transaction.id] = (item.due, item.measured)
                 if item.measured { outcome.offered += 1 }
             }
@@ -151,6 +192,7 @@ final class BenchLoad: @unchecked Sendable {
     private func markRefused(_ item: Item, code: String, message: String) {
         lock.withLock {
             guard pending.removeValue(forKey: item.transaction.id) != nil else { return }
+            resolve(item.transaction.id)
             if item.measured {
                 outcome.refused[code, default: 0] += 1
                 if outcome.refusedSamples[code] == nil { outcome.refusedSamples[code] = message }
@@ -196,6 +238,7 @@ final class BenchLoad: @unchecked Sendable {
                 lock.withLock {
                     for item in batch {
                         pending[item.transaction.id] = nil
+                        roundOf[item.transaction.id] = nil
                         if item.measured { outcome.offered -= 1 }
                     }
                 }
@@ -231,6 +274,9 @@ final class BenchLoad: @unchecked Sendable {
                     for item in lane {
                         if self.offeringStopped.load(ordering: .relaxed) { return }
                         await self.waitUntil(item.due)
+                        while !self.offeringStopped.load(ordering: .relaxed), !self.isResolved(item.waitsFor) {
+                            try? await Task.sleep(for: .milliseconds(2))
+                        }
                         await self.postOne(item, to: node)
                     }
                 }
@@ -268,7 +314,9 @@ final class BenchLoad: @unchecked Sendable {
             lock.withLock {
                 var ours = 0
                 for id in block.transactions {
-                    guard let entry = pending.removeValue(forKey: id), entry.measured else { continue }
+                    guard let entry = pending.removeValue(forKey: id) else { continue }
+                    resolve(id)
+                    guard entry.measured else { continue }
                     ours += 1
                     outcome.committed += 1
                     outcome.committedIDs.append(id)
@@ -297,10 +345,13 @@ final class BenchLoad: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(250))
             let now = Self.now()
             let second = Int((now - start) / 1_000_000_000)
-            let (committed, backlog) = lock.withLock { (outcome.committed, pending.count) }
+            let (committed, backlog, offered) = lock.withLock { (outcome.committed, pending.count, offeredAll) }
             if let limit = saturationBacklogSeconds, !offeringStopped.load(ordering: .relaxed), second < rates.count {
                 let rate = Double(max(1, rates[second]))
-                if Double(backlog) > limit * rate {
+                // Behind: in flight, plus due but held back because what it depends on has not committed.
+                let fraction = Double((now - start) % 1_000_000_000) / 1e9
+                let due = rates.prefix(second).reduce(0, +) + Int(Double(rates[second]) * fraction)
+                if Double(backlog + max(0, due - offered)) > limit * rate {
                     offeringStopped.store(true, ordering: .relaxed)
                     lock.withLock { outcome.stoppedAtSecond = second }
                     log("  stopped offering at \(second) s: \(backlog) transactions offered and not committed (over \(Int(limit)) s of load at \(Int(rate)) tx/s)")
