@@ -2,6 +2,9 @@ import Consensus
 import LedgerCore
 
 /// What validators send each other over their authenticated links, one per frame.
+///
+/// Encoding: a version byte (1), a kind byte, the body. Kinds are only ever added (a node that
+/// meets a kind it does not know refuses that frame and keeps the link).
 public enum NodeMessage: Sendable {
     /// A PBFT message for the replica.
     case consensus(ConsensusMessage)
@@ -10,10 +13,14 @@ public enum NodeMessage: Sendable {
     /// Catch-up: committed blocks with certificates from `from`, at most `limit`.
     case blocksRequest(from: Height, limit: UInt32)
     case blocks([CommittedBlock])
+    /// Client transactions admitted by the sender, relayed in one frame (kind 5), in admission order.
+    case transactions([SignedTransaction])
 
     static let version: UInt8 = 1
     /// Most blocks one response carries (and the most a request may ask for).
     public static let maxBlocksPerResponse: UInt32 = 256
+    /// Most transactions one relay frame may carry.
+    public static let maxTransactionsPerFrame = 10_000
 
     public var kind: String {
         switch self {
@@ -21,6 +28,7 @@ public enum NodeMessage: Sendable {
         case .transaction: "transaction"
         case .blocksRequest: "blocks-request"
         case .blocks: "blocks"
+        case .transactions: "transactions"
         }
     }
 
@@ -36,11 +44,37 @@ public enum NodeMessage: Sendable {
             writer.write(UInt8(3)); writer.write(from); writer.write(limit)
         case .blocks(let blocks):
             writer.write(UInt8(4)); writer.write(UInt32(blocks.count))
-            for committed in blocks {
-                committed.block.encode(to: &writer)
-                writer.write(committed.certificate)
-            }
+            for committed in blocks { Self.encode(committed, to: &writer) }
+        case .transactions(let transactions):
+            writer.write(UInt8(5)); writer.write(UInt32(transactions.count))
+            for transaction in transactions { transaction.encode(to: &writer) }
         }
+        return writer.bytes
+    }
+
+    /// Whether a frame is a relay of client transactions (kind 2 or 5), from its first two bytes.
+    static func carriesTransactions(_ frame: [UInt8]) -> Bool {
+        frame.count >= 2 && frame[0] == version && (frame[1] == 2 || frame[1] == 5)
+    }
+
+    static func encode(_ committed: CommittedBlock, to writer: inout CanonicalWriter) {
+        committed.block.encode(to: &writer)
+        writer.write(committed.certificate)
+    }
+
+    /// One committed block as it appears inside a `blocks` frame.
+    static func encode(_ committed: CommittedBlock) -> [UInt8] {
+        var writer = CanonicalWriter(capacity: 4096)
+        encode(committed, to: &writer)
+        return writer.bytes
+    }
+
+    /// The `blocks` frame made of blocks encoded by `encode(_:)` (the same bytes as `.blocks(…).wireBytes`).
+    static func blocksFrame(_ encodedBlocks: [[UInt8]]) -> [UInt8] {
+        var writer = CanonicalWriter(capacity: encodedBlocks.reduce(8) { $0 + $1.count })
+        writer.write(Self.version)
+        writer.write(UInt8(4)); writer.write(UInt32(encodedBlocks.count))
+        for block in encodedBlocks { writer.write(raw: block) }
         return writer.bytes
     }
 
@@ -64,6 +98,13 @@ public enum NodeMessage: Sendable {
                 blocks.append(CommittedBlock(block: block, certificate: try reader.read()))
             }
             self = .blocks(blocks)
+        case 5:
+            let count = try reader.readCount()
+            guard count <= Self.maxTransactionsPerFrame else { throw reader.error("\(count) transactions in one frame") }
+            var transactions: [SignedTransaction] = []
+            transactions.reserveCapacity(count)
+            for _ in 0..<count { transactions.append(try SignedTransaction(from: &reader, suite: suite)) }
+            self = .transactions(transactions)
         case let tag: throw reader.error("unknown node message kind \(tag)")
         }
         try reader.expectEnd()

@@ -11,6 +11,13 @@ import Synchronization
 /// sending anything that depends on it, then send, then arm timers. Committed blocks are in SQLite
 /// before the replica reports them (one database transaction per block).
 ///
+/// Throughput: frames that queued up while the node was busy are taken together and their
+/// directives performed as one group: one replica-state flush (the latest state covers every
+/// earlier one) before any of the group's sends. Client transactions pass an admission stage
+/// first that checks their signatures on every core, in arrival order, once per transaction id,
+/// so the serial queue only does the cheap checks (nonce, duplicates, rule dry run). Admitted
+/// client transactions are relayed to the other validators in batches, one frame for many.
+///
 /// It also serves catch-up: peers ask for committed blocks with certificates, and a node behind
 /// fetches them in batches, re-executes them (trusting the certificates for client signatures),
 /// and rejoins consensus without a restart.
@@ -24,9 +31,14 @@ public final class ValidatorNode: @unchecked Sendable {
         /// The node's clock reading; the replica only compares it with proposals' timestamps.
         public var clock: @Sendable () -> ConsensusTime
         public var maxPoolSize: Int
+        /// How long a primary waits for a full block before it proposes a smaller one.
+        public var batchDelayMilliseconds: UInt64
+        /// Blocks a primary keeps in flight before the earliest commits.
+        public var pipelineDepth: UInt64
 
         public init(genesis: Genesis, suite: any CryptoSuite, me: ValidatorIndex, key: any SigningKey, dataDirectory: String,
-                    clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock, maxPoolSize: Int = 50_000) {
+                    clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock, maxPoolSize: Int = 50_000,
+                    batchDelayMilliseconds: UInt64 = 5, pipelineDepth: UInt64 = 4) {
             self.genesis = genesis
             self.suite = suite
             self.me = me
@@ -34,6 +46,8 @@ public final class ValidatorNode: @unchecked Sendable {
             self.dataDirectory = dataDirectory
             self.clock = clock
             self.maxPoolSize = maxPoolSize
+            self.batchDelayMilliseconds = batchDelayMilliseconds
+            self.pipelineDepth = pipelineDepth
         }
     }
 
@@ -63,11 +77,12 @@ public final class ValidatorNode: @unchecked Sendable {
     public let store: LedgerStore
     let queue: DispatchQueue
     let servingQueue: DispatchQueue
+    let admissionQueue: DispatchQueue
     let stateFile: ReplicaStateFile
     var replica: Replica
     var application: StoreApplication
     var links: (any PeerLinks)?
-    var timer: (ReplicaTimer, DispatchWorkItem)?
+    var timers: [ReplicaTimer.Kind: (ReplicaTimer, DispatchWorkItem)] = [:]
     var catchUp: (from: Height, peers: [ValidatorIndex], attempt: Int, retry: DispatchWorkItem)?
     var waiters: [Hash: [CheckedContinuation<TransactionStatus, Never>]] = [:]
     /// Transactions admitted here and not yet committed or dropped.
@@ -77,6 +92,17 @@ public final class ValidatorNode: @unchecked Sendable {
     var eventHandler: (@Sendable (Event) -> Void)?
     public private(set) var haltReason: NodeError?
     private var lastView: View
+    /// Directives collected from the inputs of one group, performed together by `flush`.
+    var collected: [Directive] = []
+    /// Client transactions admitted in this group, relayed to the other validators by `flush`.
+    var relay: [SignedTransaction] = []
+    /// Frames from peers waiting for the queue, taken as one group.
+    let inbox = Mutex<[(frame: [UInt8], peer: ValidatorIndex)]>([])
+    /// Transaction batches waiting for the admission stage, in arrival order.
+    let admissionInbox = Mutex<[Submission]>([])
+    /// Transaction ids this node has taken into admission recently (bounded): a copy relayed by
+    /// another validator is not checked a second time.
+    let seen = Mutex(SeenIDs(limit: 300_000))
     /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
     /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
     let queuedFrames = Atomic<Int>(0)
@@ -85,6 +111,57 @@ public final class ValidatorNode: @unchecked Sendable {
     public let droppedFrames = Atomic<Int>(0)
     /// Misbehaviour this node has detected and reported, with evidence, since it started (for metrics).
     public let misbehaviourReports = Atomic<Int>(0)
+    /// Blocks and transactions committed since the node started (for metrics).
+    public let blocksCommitted = Atomic<Int>(0)
+    public let transactionsCommitted = Atomic<Int>(0)
+    /// Database commits of blocks since the node started (each one SQLite WAL commit with a flush).
+    let storeCommits = Atomic<Int>(0)
+    /// Flushes to disk the node asked for since it started: replica-state saves plus one per block
+    /// commit (SQLite's own count is close to that: one WAL flush per commit, more at checkpoints).
+    public var fsyncs: Int { stateFile.flushes.load(ordering: .relaxed) + storeCommits.load(ordering: .relaxed) }
+    /// Most transactions one relay frame carries.
+    public static let maxRelayBatch = 2_000
+    /// Largest catch-up response (bytes of encoded blocks; at least one block is always sent).
+    public static let maxCatchUpResponseBytes = 4 << 20
+
+    /// Client transactions waiting for admission: from a client of this node (answered through
+    /// `reply`) or relayed by another validator.
+    struct Submission: Sendable {
+        var transactions: [SignedTransaction]
+        var reply: (@Sendable ([Rejection?]) -> Void)?
+        /// A relay frame from a peer, decoded by the admission stage.
+        var frame: (bytes: [UInt8], peer: ValidatorIndex)?
+
+        init(transactions: [SignedTransaction], reply: (@Sendable ([Rejection?]) -> Void)?) {
+            self.transactions = transactions
+            self.reply = reply
+        }
+        init(frame: [UInt8], from peer: ValidatorIndex) {
+            transactions = []
+            self.frame = (frame, peer)
+        }
+    }
+
+    /// A bounded set of transaction ids, oldest forgotten first.
+    struct SeenIDs {
+        var ids = Set<Hash>()
+        var order: [Hash] = []
+        var start = 0
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+        /// Whether the id is new (and remembers it).
+        mutating func insert(_ id: Hash) -> Bool {
+            guard ids.insert(id).inserted else { return false }
+            order.append(id)
+            if order.count - start > limit {
+                ids.remove(order[start])
+                start += 1
+                if start > limit { order.removeFirst(start); start = 0 }
+            }
+            return true
+        }
+        mutating func remove(_ id: Hash) { ids.remove(id) }
+    }
 
     /// Opens the node's ledger and replica state in its data directory and restarts the replica
     /// from them (a fresh directory starts at genesis).
@@ -96,12 +173,18 @@ public final class ValidatorNode: @unchecked Sendable {
         stateFile = ReplicaStateFile(directory: configuration.dataDirectory, suite: configuration.suite)
         let persisted = try stateFile.load()
         application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite, clock: configuration.clock)
+        // The node relays every admitted transaction to all validators itself, so the replica
+        // need not forward each one to the primary as well.
         replica = Replica(configuration: ReplicaConfiguration(genesis: configuration.genesis, suite: configuration.suite,
                                                                me: configuration.me, key: configuration.key,
-                                                               maxPoolSize: configuration.maxPoolSize))
+                                                               maxPoolSize: configuration.maxPoolSize,
+                                                               pipelineDepth: configuration.pipelineDepth,
+                                                               batchDelayMilliseconds: configuration.batchDelayMilliseconds,
+                                                               forwardsRequests: false))
         lastView = persisted?.view ?? View(0)
         queue = DispatchQueue(label: "scf.node.\(configuration.me.value)")
         servingQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).serving")
+        admissionQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).admission")
         eventHandler = events
         let head = store.tip
         queue.sync {
@@ -124,63 +207,195 @@ public final class ValidatorNode: @unchecked Sendable {
             droppedFrames.add(1, ordering: .relaxed)
             return
         }
-        queue.async { [self] in
-            queuedFrames.subtract(1, ordering: .relaxed)
-            guard haltReason == nil else { return }
+        // Relayed client transactions go straight to the admission stage, so they keep their
+        // order with the transactions clients submit here (one signer's nonces in sequence).
+        if NodeMessage.carriesTransactions(frame) {
+            enqueueAdmission(Submission(frame: frame, from: peer))
+            return
+        }
+        let first = inbox.withLock { inbox in
+            inbox.append((frame, peer))
+            return inbox.count == 1
+        }
+        if first { queue.async { [self] in drainInbox() } }
+    }
+
+    /// Handles every frame that arrived since the last group, then performs their directives.
+    func drainInbox() {
+        let frames = inbox.withLock { inbox in
+            defer { inbox = [] }
+            return inbox
+        }
+        queuedFrames.subtract(frames.count, ordering: .relaxed)
+        guard haltReason == nil else { return }
+        for (frame, peer) in frames {
             let message: NodeMessage
             do {
                 message = try NodeMessage(wireBytes: frame, suite: configuration.suite)
             } catch {
                 emit(.ignoredFrame(from: peer, reason: "undecodable frame: \(error)"))
-                return
+                continue
             }
-            let now = configuration.clock()
             switch message {
             case .consensus(let consensus):
-                perform(replica.onMessage(consensus, from: peer, now: now, application: &application))
+                collect(replica.onMessage(consensus, from: peer, now: configuration.clock(), application: &application))
             case .transaction(let transaction):
-                let output = replica.onClientRequest(transaction, now: now, application: &application)
-                if output.outcome == .accepted { pending.insert(transaction.id) }
-                perform(output)
+                enqueueAdmission(Submission(transactions: [transaction], reply: nil))   // not reached: `receive` routes these
+            case .transactions(let transactions):
+                enqueueAdmission(Submission(transactions: transactions, reply: nil))
             case .blocksRequest(let from, let limit):
                 serveBlocks(from: from, limit: limit, to: peer)
             case .blocks(let blocks):
-                receiveBlocks(blocks, from: peer, now: now)
+                receiveBlocks(blocks, from: peer, now: configuration.clock())
             }
         }
+        flush()
     }
 
     /// A client transaction: admitted into the pool and relayed to every validator, or refused
     /// with a reason. Waits only for admission, not for commitment. Blocks the caller until the
-    /// node's queue takes it; from an event loop use the async form.
+    /// node's queue takes it (never call it on that queue); from an event loop use the async form.
     public func submit(_ transaction: SignedTransaction) -> Rejection? {
-        queue.sync { admit(transaction) }
+        let answer = Mutex<Rejection?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        enqueueAdmission(Submission(transactions: [transaction]) { results in
+            answer.withLock { $0 = results.first ?? nil }
+            done.signal()
+        })
+        done.wait()
+        return answer.withLock { $0 }
     }
 
     /// The same without blocking the calling thread (for the HTTP server's event loops).
     public func submit(_ transaction: SignedTransaction) async -> Rejection? {
-        await withCheckedContinuation { continuation in
-            queue.async { [self] in continuation.resume(returning: admit(transaction)) }
+        await submit([transaction]).first ?? nil
+    }
+
+    /// Many client transactions at once, admitted in order (a signer's nonces may follow each
+    /// other in one batch); one answer per transaction: nil if admitted (or already pooled).
+    public func submit(_ transactions: [SignedTransaction]) async -> [Rejection?] {
+        guard !transactions.isEmpty else { return [] }
+        return await withCheckedContinuation { continuation in
+            enqueueAdmission(Submission(transactions: transactions) { continuation.resume(returning: $0) })
         }
     }
 
-    func admit(_ transaction: SignedTransaction) -> Rejection? {
+    // MARK: Admission
+
+    func enqueueAdmission(_ submission: Submission) {
+        let first = admissionInbox.withLock { inbox in
+            inbox.append(submission)
+            return inbox.count == 1
+        }
+        if first { admissionQueue.async { [self] in drainAdmission() } }
+    }
+
+    /// The admission stage: checks the client signatures of everything waiting, spread over the
+    /// cores, then hands the batch to the node's queue in arrival order. A transaction id seen
+    /// recently is not checked again here (the queue drops a duplicate cheaply), and a copy
+    /// relayed by a peer is not passed on at all.
+    func drainAdmission() {
+        var submissions = admissionInbox.withLock { inbox in
+            defer { inbox = [] }
+            return inbox
+        }
+        var undecodable: [(ValidatorIndex, String)] = []
+        for index in submissions.indices {
+            guard let (frame, peer) = submissions[index].frame else { continue }
+            queuedFrames.subtract(1, ordering: .relaxed)
+            do {
+                switch try NodeMessage(wireBytes: frame, suite: configuration.suite) {
+                case .transaction(let transaction): submissions[index].transactions = [transaction]
+                case .transactions(let transactions): submissions[index].transactions = transactions
+                default: break
+                }
+            } catch {
+                undecodable.append((peer, "undecodable frame: \(error)"))
+            }
+        }
+        var toCheck: [SignedTransaction] = []
+        seen.withLock { seen in
+            for index in submissions.indices {
+                if submissions[index].reply == nil {
+                    submissions[index].transactions = submissions[index].transactions.filter { seen.insert($0.id) }
+                    toCheck += submissions[index].transactions
+                } else {
+                    for transaction in submissions[index].transactions where seen.insert(transaction.id) { toCheck.append(transaction) }
+                }
+            }
+        }
+        let verified = verifySignatures(toCheck)
+        let ready = submissions
+        let problems = undecodable
+        queue.async { [self] in
+            for (peer, reason) in problems { emit(.ignoredFrame(from: peer, reason: reason)) }
+            admit(ready, verified: verified)
+        }
+    }
+
+    /// The signer's registered key for each transaction whose signature verifies with it. A key
+    /// is only a hint: the queue uses it if the signer's key in the ledger is still the same.
+    func verifySignatures(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
+        guard !transactions.isEmpty else { return [:] }
+        var lookup: [MemberID: PublicKey] = [:]
+        for transaction in transactions where lookup[transaction.body.signer] == nil {
+            if let member = try? store.member(transaction.body.signer) { lookup[transaction.body.signer] = member.publicKey }
+        }
+        let keys = lookup
+        let suite = configuration.suite
+        let chunks = min(transactions.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 4)
+        let results = Mutex<[Hash: PublicKey]>([:])
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            var local: [Hash: PublicKey] = [:]
+            var index = chunk
+            while index < transactions.count {
+                let transaction = transactions[index]
+                if let key = keys[transaction.body.signer], transaction.hasValidSignature(publicKey: key, suite: suite) {
+                    local[transaction.id] = key
+                }
+                index += chunks
+            }
+            results.withLock { $0.merge(local) { first, _ in first } }
+        }
+        return results.withLock { $0 }
+    }
+
+    /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.
+    func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
+        guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
+        application.preverified = verified
+        var replies: [(@Sendable ([Rejection?]) -> Void, [Rejection?])] = []
+        for submission in submissions {
+            var answers: [Rejection?] = []
+            answers.reserveCapacity(submission.transactions.count)
+            for transaction in submission.transactions {
+                let answer = admit(transaction, fromClient: submission.reply != nil)
+                if answer != nil { seen.withLock { $0.remove(transaction.id) } }
+                answers.append(answer)
+            }
+            if let reply = submission.reply { replies.append((reply, answers)) }
+        }
+        application.preverified = [:]
+        // Relay (and persist, and send) before answering: a client that then submits its next
+        // nonce to another validator finds this one already on its way.
+        flush()
+        for (reply, answers) in replies { reply(answers) }
+    }
+
+    func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
         if let haltReason { return Rejection(.invalidState, "this node has stopped: \(haltReason.message)") }
         let output = replica.onClientRequest(transaction, now: configuration.clock(), application: &application)
+        collect(output)
         switch output.outcome {
         case .accepted:
             pending.insert(transaction.id)
-            links?.broadcast(NodeMessage.transaction(transaction).wireBytes)
-            perform(output)
+            if fromClient { relay.append(transaction) }
             return nil
         case .ignored:
-            perform(output)
             return nil
         case .rejected(let reason):
-            perform(output)
             return application.lastAdmissionRejection ?? Rejection(.invalidState, reason)
         case .misbehaving:
-            perform(output)
             return Rejection(.invalidState, "refused")
         }
     }
@@ -244,8 +459,8 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Stops timers and intake. The store stays open until the node is released.
     public func stop() {
         queue.sync {
-            timer?.1.cancel()
-            timer = nil
+            for (_, timer) in timers { timer.1.cancel() }
+            timers = [:]
             catchUp?.retry.cancel()
             catchUp = nil
             links = nil
@@ -257,33 +472,63 @@ public final class ValidatorNode: @unchecked Sendable {
 
     // MARK: Directives
 
+    /// Performs one output at once.
     func perform(_ output: ReplicaOutput) {
-        for directive in output.directives {
+        collect(output)
+        flush()
+    }
+
+    /// Adds an output's directives to the current group.
+    func collect(_ output: ReplicaOutput) {
+        collected += output.directives
+    }
+
+    /// Performs the group's directives: the latest replica state first (one flush; it includes
+    /// every earlier state of the group, so sending anything after it is as safe as sending each
+    /// output's messages after its own persist), then the rest in order.
+    func flush() {
+        let directives = collected
+        collected = []
+        if haltReason == nil, !relay.isEmpty {
+            var start = 0
+            while start < relay.count {
+                let end = min(relay.count, start + Self.maxRelayBatch)
+                links?.broadcast(NodeMessage.transactions(Array(relay[start..<end])).wireBytes)
+                start = end
+            }
+        }
+        relay = []
+        if let state = directives.last(where: { if case .persist = $0 { true } else { false } }), case .persist(let latest) = state {
+            do {
+                try stateFile.save(latest)
+            } catch {
+                halt(NodeError(.storage, "cannot persist the replica state: \(error); free disk space and restart the node"))
+                return
+            }
+        }
+        for directive in directives {
             guard haltReason == nil else { return }
             switch directive {
-            case .persist(let state):
-                do {
-                    try stateFile.save(state)
-                } catch {
-                    halt(NodeError(.storage, "cannot persist the replica state: \(error); free disk space and restart the node"))
-                    return
-                }
+            case .persist:
+                break
             case .send(let message, let peer):
                 links?.send(NodeMessage.consensus(message).wireBytes, to: peer)
             case .broadcast(let message):
                 links?.broadcast(NodeMessage.consensus(message).wireBytes)
             case .scheduleTimer(let replicaTimer, let milliseconds):
-                timer?.1.cancel()
+                timers[replicaTimer.kind]?.1.cancel()
                 let item = DispatchWorkItem { [weak self] in self?.fire(replicaTimer) }
-                timer = (replicaTimer, item)
+                timers[replicaTimer.kind] = (replicaTimer, item)
                 queue.asyncAfter(deadline: .now() + .milliseconds(Int(min(milliseconds, 3_600_000))), execute: item)
             case .cancelTimer(let replicaTimer):
-                if let current = timer, current.0 == replicaTimer {
+                if let current = timers[replicaTimer.kind], current.0 == replicaTimer {
                     current.1.cancel()
-                    timer = nil
+                    timers[replicaTimer.kind] = nil
                 }
-            case .commit:
-                break
+            case .commit(let committed):
+                blocksCommitted.add(1, ordering: .relaxed)
+                transactionsCommitted.add(committed.block.transactions.count, ordering: .relaxed)
+                storeCommits.add(1, ordering: .relaxed)
             case .requestStateTransfer(let request):
                 startCatchUp(request)
             case .reportMisbehaviour(let validator, let evidence):
@@ -300,9 +545,10 @@ public final class ValidatorNode: @unchecked Sendable {
         for (height, receipts) in application.takeCommitted() {
             let rejected = receipts.filter { !$0.isCommitted }.count
             emit(.committed(height: height, transactions: receipts.count, rejected: rejected))
+            guard !waiters.isEmpty || !pending.isEmpty else { continue }
             for receipt in receipts {
                 pending.remove(receipt.transaction)
-                guard let list = waiters.removeValue(forKey: receipt.transaction) else { continue }
+                guard !waiters.isEmpty, let list = waiters.removeValue(forKey: receipt.transaction) else { continue }
                 let status: TransactionStatus = receipt.rejection.map { .rejected(height: height, $0) } ?? .committed(height: height)
                 for waiter in list { waiter.resume(returning: status) }
             }
@@ -314,8 +560,8 @@ public final class ValidatorNode: @unchecked Sendable {
     }
 
     func fire(_ replicaTimer: ReplicaTimer) {
-        guard haltReason == nil, let current = timer, current.0 == replicaTimer else { return }
-        timer = nil
+        guard haltReason == nil, let current = timers[replicaTimer.kind], current.0 == replicaTimer else { return }
+        timers[replicaTimer.kind] = nil
         perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application))
     }
 
@@ -335,7 +581,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func halt(_ error: NodeError) {
         guard haltReason == nil else { return }
         haltReason = error
-        timer?.1.cancel()
+        for (_, timer) in timers { timer.1.cancel() }
         catchUp?.retry.cancel()
         emit(.halted(error))
     }
@@ -355,38 +601,54 @@ public final class ValidatorNode: @unchecked Sendable {
     func requestBlocks(from: Height, peers: [ValidatorIndex], attempt: Int) {
         let peer = peers[attempt % peers.count]
         let retry = DispatchWorkItem { [weak self] in
-            guard let self, let current = self.catchUp, current.attempt == attempt else { return }
+            guard let self, let current = self.catchUp, current.attempt == attempt, current.from == from else { return }
             self.catchUp = nil
             if attempt + 1 < peers.count * 3 { self.requestBlocks(from: self.store.tip.height.next, peers: peers, attempt: attempt + 1) }
         }
+        catchUp?.retry.cancel()
         catchUp = (from, peers, attempt, retry)
         links?.send(NodeMessage.blocksRequest(from: from, limit: NodeMessage.maxBlocksPerResponse).wireBytes, to: peer)
-        queue.asyncAfter(deadline: .now() + 2, execute: retry)
+        queue.asyncAfter(deadline: .now() + 5, execute: retry)
     }
 
+    /// A catch-up answer. The next batch is asked for before this one is applied, so the peer
+    /// reads and sends it while this node executes and stores these blocks.
     func receiveBlocks(_ blocks: [CommittedBlock], from peer: ValidatorIndex, now: ConsensusTime) {
         guard let current = catchUp else { return }
+        // An answer to another request (an earlier one, or one made before a failed batch).
+        if let first = blocks.first, first.block.header.height != current.from { return }
         current.retry.cancel()
         catchUp = nil
         // An empty answer: that peer has nothing above our head.
         guard let first = blocks.first, let last = blocks.last else { return }
         emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: peer))
-        perform(replica.onCommittedBlocks(blocks, now: now, application: &application))
-        if blocks.count == Int(NodeMessage.maxBlocksPerResponse), haltReason == nil {
-            requestBlocks(from: store.tip.height.next, peers: current.peers, attempt: current.attempt)
+        requestBlocks(from: last.block.header.height.next, peers: current.peers, attempt: current.attempt)
+        collect(replica.onCommittedBlocks(blocks, now: now, application: &application))
+        if store.tip.height < last.block.header.height {
+            // The batch did not apply (a bad block or certificate from that peer): ask the next one.
+            catchUp?.retry.cancel()
+            catchUp = nil
+            if current.attempt + 1 < current.peers.count * 3 {
+                requestBlocks(from: store.tip.height.next, peers: current.peers, attempt: current.attempt + 1)
+            }
         }
     }
 
     func serveBlocks(from: Height, limit: UInt32, to peer: ValidatorIndex) {
         servingQueue.async { [self] in
-            var blocks: [CommittedBlock] = []
+            var encoded: [[UInt8]] = []
+            var bytes = 0
             var height = from
-            while blocks.count < Int(min(limit, NodeMessage.maxBlocksPerResponse)), let block = try? store.block(at: height) {
-                blocks.append(block)
+            while encoded.count < Int(min(limit, NodeMessage.maxBlocksPerResponse)), bytes < Self.maxCatchUpResponseBytes,
+                  let block = try? store.block(at: height) {
+                let one = NodeMessage.encode(block)
+                if !encoded.isEmpty, bytes + one.count > Self.maxCatchUpResponseBytes { break }
+                encoded.append(one)
+                bytes += one.count
                 height = height.next
             }
             // Answer even when there is nothing to send, so the asker does not wait for a timeout.
-            let frame = NodeMessage.blocks(blocks).wireBytes
+            let frame = NodeMessage.blocksFrame(encoded)
             queue.async { [self] in links?.send(frame, to: peer) }
         }
     }

@@ -211,6 +211,7 @@ struct TestCluster {
         let node = cluster.node(0)
         // Garbage from a peer is reported and ignored, never a crash.
         node.receive([0xff, 0x00, 0x13], from: 1)
+        node.queue.sync {}   // that frame's group is done before the queue is held (a group takes every frame waiting)
         // While the node is busy, a flood beyond the queue bound is dropped and counted instead of queued.
         let busy = DispatchSemaphore(value: 0)
         node.queue.async { busy.wait() }
