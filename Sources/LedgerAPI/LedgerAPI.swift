@@ -43,6 +43,7 @@ public struct LedgerAPI: Sendable {
         }
         router.get("/v1/status") { _, _ in try json(status()) }
         router.post("/v1/transactions") { request, context in try await submit(request, context: context) }
+        router.post("/v1/transactions/batch") { request, context in try await submitBatch(request, context: context) }
         router.get("/v1/transactions/:id") { _, context in try json(transactionView(try hashParameter(context, "id"))) }
         router.get("/v1/receivables") { request, _ in try json(try listRoots(request)) }
         router.get("/v1/receivables/:id") { _, context in try json(try receivable(ReceivableID(try hashParameter(context, "id")))) }
@@ -94,6 +95,57 @@ public struct LedgerAPI: Sendable {
         case .rejected: return try json(view(transaction, outcome), status: .unprocessableContent)
         default: return try json(view(transaction, outcome), status: .accepted)
         }
+    }
+
+    /// Most transactions one batch request may carry.
+    public static let maxBatchTransactions = 1_000
+
+    /// Many transactions in one request, admitted in request order (one signer's nonces may
+    /// follow each other). Answers 200 with one result per transaction, in request order; a
+    /// transaction that does not decode is refused alone (`malformedTransaction`), the others
+    /// still go in. Waits for admission only: ask `/v1/transactions/{id}` for commitment.
+    func submitBatch(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes; send fewer transactions per request")
+        }
+        let batch: BatchSubmitRequest
+        do {
+            batch = try JSONDecoder().decode(BatchSubmitRequest.self, from: Data(buffer: body))
+        } catch {
+            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"transactions\": [\"<hex>\", …]}: \(error)")
+        }
+        guard batch.transactions.count <= Self.maxBatchTransactions else {
+            throw APIError(.contentTooLarge, "tooManyTransactions",
+                           "\(batch.transactions.count) transactions in one request; send at most \(Self.maxBatchTransactions) per request")
+        }
+        var results: [BatchSubmitResult?] = Array(repeating: nil, count: batch.transactions.count)
+        var decoded: [(index: Int, transaction: SignedTransaction)] = []
+        for (index, text) in batch.transactions.enumerated() {
+            guard let bytes = [UInt8](hex: text) else {
+                results[index] = BatchSubmitResult(id: nil, accepted: false, code: "malformedTransaction",
+                                                   message: "transaction \(index) is not hex; send the wire bytes as lowercase hex")
+                continue
+            }
+            do {
+                decoded.append((index, try SignedTransaction(wireBytes: bytes, suite: suite)))
+            } catch {
+                results[index] = BatchSubmitResult(id: nil, accepted: false, code: "malformedTransaction",
+                                                   message: "transaction \(index) does not decode: \(error)")
+            }
+        }
+        let answers = await node.submit(decoded.map(\.transaction))
+        for ((index, transaction), rejection) in zip(decoded, answers) {
+            if let rejection {
+                results[index] = BatchSubmitResult(id: transaction.id, accepted: false, code: rejection.code.rawValue, message: rejection.message)
+            } else {
+                results[index] = BatchSubmitResult(id: transaction.id, accepted: true)
+            }
+        }
+        return try json(BatchSubmitResponse(results: results.map { $0! }))
     }
 
     func view(_ transaction: SignedTransaction, _ status: ValidatorNode.TransactionStatus) -> TransactionView {
@@ -292,6 +344,15 @@ public struct LedgerAPI: Sendable {
         # HELP scf_misbehaviour_reports_total Misbehaviour by other validators this node detected and logged with evidence.
         # TYPE scf_misbehaviour_reports_total counter
         scf_misbehaviour_reports_total \(node.misbehaviourReports.load(ordering: .relaxed))
+        # HELP scf_blocks_committed_total Blocks this node committed since it started.
+        # TYPE scf_blocks_committed_total counter
+        scf_blocks_committed_total \(node.blocksCommitted.load(ordering: .relaxed))
+        # HELP scf_committed_transactions_total Transactions in the blocks this node committed since it started (refused ones included).
+        # TYPE scf_committed_transactions_total counter
+        scf_committed_transactions_total \(node.transactionsCommitted.load(ordering: .relaxed))
+        # HELP scf_fsyncs_total Flushes to disk the node issued since it started: replica-state saves plus one per block commit; approximates SQLite's own (one WAL flush per commit, more at WAL checkpoints).
+        # TYPE scf_fsyncs_total counter
+        scf_fsyncs_total \(node.fsyncs)
         # HELP scf_halted 1 if the node stopped on a storage failure.
         # TYPE scf_halted gauge
         scf_halted \(status.halted == nil ? 0 : 1)

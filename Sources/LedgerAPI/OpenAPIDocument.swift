@@ -366,6 +366,62 @@ enum OpenAPIDocument {
     },
     "type": "object"
    },
+   "BatchSubmitRequest": {
+    "properties": {
+     "transactions": {
+      "items": {
+       "description": "Signed transaction wire bytes, hex",
+       "type": "string"
+      },
+      "maxItems": 1000,
+      "type": "array"
+     }
+    },
+    "required": [
+     "transactions"
+    ],
+    "type": "object"
+   },
+   "BatchSubmitResponse": {
+    "properties": {
+     "results": {
+      "items": {
+       "$ref": "#/components/schemas/BatchSubmitResult"
+      },
+      "type": "array"
+     }
+    },
+    "required": [
+     "results"
+    ],
+    "type": "object"
+   },
+   "BatchSubmitResult": {
+    "properties": {
+     "accepted": {
+      "type": "boolean"
+     },
+     "code": {
+      "description": "Rejection code when not accepted",
+      "type": "string"
+     },
+     "id": {
+      "description": "Transaction id; null when the transaction did not decode",
+      "nullable": true,
+      "pattern": "^[0-9a-f]{64}$",
+      "type": "string"
+     },
+     "message": {
+      "description": "What to do about the rejection",
+      "type": "string"
+     }
+    },
+    "required": [
+     "id",
+     "accepted"
+    ],
+    "type": "object"
+   },
    "SubmitRequest": {
     "properties": {
      "transaction": {
@@ -955,6 +1011,54 @@ enum OpenAPIDocument {
      }
     },
     "summary": "Submit a signed transaction"
+   }
+  },
+  "/v1/transactions/batch": {
+   "post": {
+    "description": "Admits up to 1,000 signed transactions in request order (one signer's consecutive nonces may share a batch). Waits for admission only; ask /v1/transactions/{id} for commitment. A transaction that does not decode is refused alone; the others still go in.",
+    "requestBody": {
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/BatchSubmitRequest"
+       }
+      }
+     },
+     "required": true
+    },
+    "responses": {
+     "200": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/BatchSubmitResponse"
+        }
+       }
+      },
+      "description": "One result per transaction, in request order"
+     },
+     "400": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "The body is not {\"transactions\": [hex, ...]}"
+     },
+     "413": {
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      },
+      "description": "More than 1,000 transactions, or a body over the size limit"
+     }
+    },
+    "summary": "Submit many signed transactions at once"
    }
   },
   "/v1/transactions/{id}": {

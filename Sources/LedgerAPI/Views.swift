@@ -18,6 +18,41 @@ public struct SubmitRequest: Codable, Sendable {
     public init(transaction: String) { self.transaction = transaction }
 }
 
+/// `POST /v1/transactions/batch`: signed transactions' wire bytes in hex, at most 1,000.
+public struct BatchSubmitRequest: Codable, Sendable {
+    public var transactions: [String]
+    public init(transactions: [String]) { self.transactions = transactions }
+}
+
+/// One transaction's admission in a batch: accepted, or refused with a reason code and sentence.
+public struct BatchSubmitResult: Codable, Sendable, Equatable {
+    /// Nil when the transaction did not decode.
+    public var id: Hash?
+    public var accepted: Bool
+    public var code: String?
+    public var message: String?
+    public init(id: Hash?, accepted: Bool, code: String? = nil, message: String? = nil) {
+        self.id = id
+        self.accepted = accepted
+        self.code = code
+        self.message = message
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)   // null when it did not decode, as the contract says
+        try container.encode(accepted, forKey: .accepted)
+        try container.encodeIfPresent(code, forKey: .code)
+        try container.encodeIfPresent(message, forKey: .message)
+    }
+}
+
+/// The answer to a batch: one result per transaction, in request order.
+public struct BatchSubmitResponse: Codable, Sendable {
+    public var results: [BatchSubmitResult]
+    public init(results: [BatchSubmitResult]) { self.results = results }
+}
+
 public struct TransactionView: Codable, Sendable, Equatable {
     public var id: Hash
     /// pending, committed, rejected or unknown.

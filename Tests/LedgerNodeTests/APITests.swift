@@ -39,7 +39,7 @@ import Testing
                 let paths = (document?["paths"] as? [String: Any]) ?? [:]
                 for path in ["/health", "/metrics", "/v1/status", "/v1/transactions", "/v1/transactions/{id}", "/v1/receivables",
                              "/v1/receivables/{id}", "/v1/fragments", "/v1/fragments/{id}", "/v1/blocks/{height}",
-                             "/v1/blocks/{height}/proofs/{id}", "/v1/eligibility", "/v1/invoices"] {
+                             "/v1/blocks/{height}/proofs/{id}", "/v1/eligibility", "/v1/invoices", "/v1/transactions/batch"] {
                     #expect(paths[path] != nil, "the OpenAPI document does not describe \(path)")
                 }
             }
