@@ -52,7 +52,7 @@ struct FaultScenario {
     }
 
     /// How long each fault lasts.
-    var window: Double { long ? 60 : 12 }
+    var window: Double { long ? 60 : 10 }
     var nodes: [Int] { Array(cluster.nodes) }
 
     func say(_ text: String) {
