@@ -89,11 +89,17 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     }
 
     /// WAL and full fsync: a block acknowledged by `append` survives power loss.
+    ///
+    /// Checkpoints (copying the WAL into the main file) run every 10,000 WAL pages (about 40 MB)
+    /// instead of SQLite's 1,000: a block dirties a few hundred pages, many of them the same index
+    /// pages block after block, and each checkpoint writes every page once however many blocks
+    /// changed it, so rarer checkpoints write far fewer bytes. Durability is unchanged (the WAL is
+    /// synced at every commit).
     static func configure(_ connection: Connection) throws {
         guard case .text(let mode) = try connection.pragma("journal_mode = WAL"), mode.lowercased() == "wal" else {
             throw StoreError(.sqlite, "\(connection.path) cannot use write-ahead logging (is it on a network file system?); put the data file on a local disk")
         }
-        try connection.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000")
+        try connection.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 10000")
     }
 
     /// Applies every migration the file does not have yet, each in its own transaction.
@@ -424,6 +430,31 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     public func transaction(id: Hash) throws -> StoredTransaction? {
         try occurrences(of: id, limit: 1).first
     }
+
+    /// Whether a transaction with this id is stored (committed or rejected). Cheaper than
+    /// `transaction(id:)`: one index lookup, nothing decoded.
+    public func containsTransaction(id: Hash) throws -> Bool {
+        try !committedTransactionIDs(among: [id]).isEmpty
+    }
+
+    /// The ids among `ids` that are already stored, in one lock and one prepared statement
+    /// (for a node checking a proposed block or its pool for transactions already committed).
+    public func committedTransactionIDs(among ids: [Hash]) throws -> Set<Hash> {
+        try withConnection { connection -> Set<Hash> in
+            let statement = try connection.statement(Self.containsTransactionSQL)
+            var found = Set<Hash>()
+            for id in ids {
+                statement.reset()
+                if try statement.bind(SQLValue(id)).next() != nil {
+                    found.insert(id)
+                    statement.reset()
+                }
+            }
+            return found
+        }
+    }
+
+    private static let containsTransactionSQL = "SELECT 1 FROM \"transaction\" WHERE id = ? LIMIT 1"
 
     /// Every stored occurrence of a transaction id, in chain order.
     public func occurrences(of id: Hash, limit: Int? = nil) throws -> [StoredTransaction] {

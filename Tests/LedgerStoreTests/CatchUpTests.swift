@@ -138,3 +138,19 @@ import Testing
         for (id, root) in state.roots { #expect(try reopened.root(id) == root) }
     }
 }
+
+@Suite struct TransactionLookupTests {
+    @Test func storedTransactionIDsAreFoundWithoutDecoding() throws {
+        let fixture = ChainFixture.shared
+        let directory = TemporaryDirectory()
+        let store = try LedgerStore.open(path: fixture.copy(into: directory), genesis: fixture.consortium.genesis, suite: fixture.consortium.suite)
+        defer { store.close() }
+        let block = try #require(try store.block(at: Height(12))).block
+        let stored = block.transactions.map(\.id)
+        let unknown = [Hash(w0: 1, w1: 2, w2: 3, w3: 4), Hash.zero]
+        #expect(try store.committedTransactionIDs(among: stored + unknown) == Set(stored))
+        #expect(try store.committedTransactionIDs(among: []).isEmpty)
+        for id in stored { #expect(try store.containsTransaction(id: id)) }
+        for id in unknown { #expect(try !store.containsTransaction(id: id)) }
+    }
+}
