@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import LedgerCore
 import LedgerStore
 
@@ -24,8 +29,19 @@ public struct ChainWriter: Sendable {
         public var certify: Duration = .zero
         /// `LedgerStore.append` (one database transaction with fsync).
         public var append: Duration = .zero
+        /// CPU time (user and system) of the writing thread in `execute` and in `append`: what
+        /// the validator's work costs, whatever else the machine is doing.
+        public var executeCPU: Duration = .zero
+        public var appendCPU: Duration = .zero
         public var transactions = 0
         public var blocks = 0
+    }
+
+    /// CPU time of the calling thread so far.
+    public static func threadCPU() -> Duration {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
     }
 
     /// The store must be new (at genesis) and opened with `generator.consortium.genesis`.
@@ -57,13 +73,17 @@ public struct ChainWriter: Sendable {
         timings.generate += lap()
         let tip = store.tip
         let view = View(0)
+        var cpu = Self.threadCPU()
         let (block, result) = try executor.makeBlock(candidates: next.transactions, on: tip, timestamp: next.timestamp, view: view,
                                                      proposer: generator.consortium.validatorSet.primary(of: view), state: store,
                                                      signatures: signatures)
         timings.execute += lap()
+        timings.executeCPU += Self.threadCPU() - cpu
         let committed = CommittedBlock(block: block, certificate: certifier.certify(block))
         timings.certify += lap()
+        cpu = Self.threadCPU()
         try store.append(committed, result: result)
+        timings.appendCPU += Self.threadCPU() - cpu
         timings.append += lap()
         generator.observe(result)
         timings.transactions += block.transactions.count

@@ -84,6 +84,9 @@ public enum StoreBenchmark {
         public var verifySequential: Phase
         /// Wall time of `append` alone per block (dominated by its fsync).
         public var appendMillisecondsPerBlock: Double
+        /// CPU of `append` and of `execute` per transaction, signatures trusted.
+        public var appendCPUMicroseconds: Double
+        public var executeCPUMicroseconds: Double
 
         public var description: String {
             func line(_ name: String, _ phase: Phase) -> String {
@@ -93,7 +96,7 @@ public enum StoreBenchmark {
                 \(blocks) blocks × \(transactionsPerBlock) transactions
                 \(line("apply, signatures verified (execute on store + append)", applyVerifying))
                 \(line("apply, signatures trusted  (execute on store + append)", applyTrusted))
-                append alone: \(WriteChainTool.format(appendMillisecondsPerBlock)) ms wall per block (one SQLite transaction, fsync)
+                append alone: \(WriteChainTool.format(appendMillisecondsPerBlock)) ms wall per block (one SQLite transaction, fsync), \(WriteChainTool.format(appendCPUMicroseconds)) µs CPU per transaction (execute \(WriteChainTool.format(executeCPUMicroseconds)))
                 \(line("catch-up, \(catchUpBatch) blocks per transaction", catchUp))
                 \(line("verify, all cores", verifyParallel))
                 \(line("verify, one core ", verifySequential))
@@ -112,14 +115,13 @@ public enum StoreBenchmark {
     /// one trusting them), then verifies the first one twice (all cores, one core).
     public static func run(directory: String, blocks: Int, transactionsPerBlock: Int, seed: UInt64 = 1) throws -> Figures {
         func applying(_ name: String, _ policy: BlockExecutor.SignaturePolicy) throws -> (Phase, ChainWriter.Timings) {
-            let cpu = processCPUSeconds()
             let timings = try WriteChainTool.run(path: directory + "/\(name).sqlite", blocks: blocks, transactionsPerBlock: transactionsPerBlock,
                                                  seed: seed, signatures: policy, progressEvery: .max) { _ in }
             let wall = WriteChainTool.seconds(timings.execute + timings.append)
-            // CPU of generating and certifying is not the validator's: take it out in proportion to its wall share.
-            let all = WriteChainTool.seconds(timings.generate + timings.execute + timings.certify + timings.append)
-            let applyShare = all > 0 ? wall / all : 1
-            return (Phase(transactions: timings.transactions, wallSeconds: wall, cpuSeconds: (processCPUSeconds() - cpu) * applyShare), timings)
+            // CPU of the writing thread in execute and append only (generating, signing and
+            // certifying the workload is not the validator's work).
+            let cpu = WriteChainTool.seconds(timings.executeCPU + timings.appendCPU)
+            return (Phase(transactions: timings.transactions, wallSeconds: wall, cpuSeconds: cpu), timings)
         }
         let (verifying, _) = try applying("bench-verify", .verify)
         let (trusted, trustedTimings) = try applying("bench-trusted", .trusted)
@@ -162,6 +164,8 @@ public enum StoreBenchmark {
         return Figures(blocks: blocks, transactionsPerBlock: transactionsPerBlock, applyVerifying: verifying, applyTrusted: trusted,
                        catchUp: catchUpPhase, catchUpBatch: catchUpBatch,
                        verifyParallel: try verification(parallel: true), verifySequential: try verification(parallel: false),
-                       appendMillisecondsPerBlock: WriteChainTool.seconds(trustedTimings.append) * 1000 / Double(max(blocks, 1)))
+                       appendMillisecondsPerBlock: WriteChainTool.seconds(trustedTimings.append) * 1000 / Double(max(blocks, 1)),
+                       appendCPUMicroseconds: WriteChainTool.seconds(trustedTimings.appendCPU) * 1e6 / Double(max(trustedTimings.transactions, 1)),
+                       executeCPUMicroseconds: WriteChainTool.seconds(trustedTimings.executeCPU) * 1e6 / Double(max(trustedTimings.transactions, 1)))
     }
 }
