@@ -16,7 +16,7 @@ public enum ByzantineMode: String, Sendable, CaseIterable, CustomStringConvertib
     /// same view and height) and sends it to half of the peers, before or after the real one.
     case conflictingVotes = "conflicting-votes"
     /// Corrupts the signature of every other consensus message, claims other validators' votes as
-    /// its own link's, and relays client transactions with a broken signature.
+    /// its own link's, and relays client transactions (single or batched) with a broken signature.
     case forgeSignatures = "forge-signatures"
     /// Re-sends its own old messages (earlier heights and views) again and again.
     case replay
@@ -117,6 +117,9 @@ public final class ByzantineLinks: PeerLinks, @unchecked Sendable {
         case (.forgeSignatures, .transaction(let transaction)):
             let broken = SignedTransaction(body: transaction.body, signature: Self.flip(transaction.signature), suite: suite)
             return tampered([NodeMessage.transaction(broken).wireBytes])
+        case (.forgeSignatures, .transactions(let transactions)):
+            let broken = transactions.map { SignedTransaction(body: $0.body, signature: Self.flip($0.signature), suite: suite) }
+            return tampered([NodeMessage.transactions(broken).wireBytes])
 
         case (.replay, .consensus):
             let old = state.withLock { state -> [[UInt8]] in
