@@ -256,7 +256,7 @@ struct BenchRunner {
         let startHeight = try await cluster.height(0)
         switch mode {
         case .fixed(let rate): log("load: \(mainRounds.count) s at \(rate) tx/s open-loop, \(script.rounds.dropFirst(warmUp.count).prefix(measured.count).reduce(0) { $0 + $1.transactions.count }) transactions…")
-        case .ramp: log("ramp: \(settings.rampFrom) to \(settings.rampTo) tx/s, +\(settings.rampStep) every \(settings.stepSeconds) s, until more than 3 s of load is in flight…")
+        case .ramp: log("ramp: \(settings.rampFrom) to \(settings.rampTo) tx/s, +\(settings.rampStep) every \(settings.stepSeconds) s, until more than 3 s of load is in flight or held back…")
         }
         let load = BenchLoad(nodes: cluster.urls, follow: cluster.urls[0], log: log)
         let outcome = await load.run(rounds: mainRounds, fromHeight: startHeight,
