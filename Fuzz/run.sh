@@ -51,6 +51,8 @@ fi
 BIN=$(swift build --package-path "$FUZZ_DIR" --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address --show-bin-path)
 
 # Swift's runtime keeps metadata caches for the life of the process: not leaks.
+# Swift's own crash backtracer is slow under ASan; libFuzzer prints the stack.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=0}
 
 status=0

@@ -122,12 +122,12 @@ public struct Money: Hashable, Sendable, CustomStringConvertible, Codable {
     public static func parse(_ text: String, _ currency: CurrencyCode) -> Money? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2, let wholePart = parts.first, !wholePart.isEmpty,
-              wholePart.allSatisfy(\.isASCII), let whole = Int64(wholePart), whole >= 0 else { return nil }
+              wholePart.allSatisfy({ $0.isASCII && $0.isWholeNumber }), let whole = Int64(wholePart), whole >= 0 else { return nil }
         var fraction: Int64 = 0
         let digits = currency.minorDigits
         if parts.count == 2 {
             let fractionText = parts[1]
-            guard fractionText.count <= digits, !fractionText.isEmpty, fractionText.allSatisfy(\.isASCII),
+            guard fractionText.count <= digits, !fractionText.isEmpty, fractionText.allSatisfy({ $0.isASCII && $0.isWholeNumber }),
                   let value = Int64(fractionText) else { return nil }
             fraction = value
             for _ in fractionText.count..<digits { fraction *= 10 }
