@@ -10,6 +10,11 @@ import LedgerStore
 /// disk. `commit` appends the block, its receipts and its writes to the store in one database
 /// transaction. A crash loses only the speculative part, which the replica can rebuild.
 ///
+/// Catch-up: `storeCertified` appends a run of certified blocks fetched from peers in one
+/// database transaction before the replica hears of them; the replica then validates and commits
+/// them as usual, and `validate`/`commit` answer for those blocks from what was stored (nothing is
+/// executed or written a second time).
+///
 /// A store failure on commit (disk full, I/O error) cannot be answered by the replica, which has
 /// already decided; it is kept in `failure` and the node stops, to restart and catch up.
 public struct StoreApplication: ReplicaApplication {
@@ -19,6 +24,11 @@ public struct StoreApplication: ReplicaApplication {
     /// Receipts of the blocks committed since the shell last took them (for waiters and metrics).
     public private(set) var committedSinceLastTake: [(Height, [Receipt])] = []
     var speculative: [Hash: Speculative] = [:]
+    /// Certified blocks already stored by `storeCertified` that the replica has not committed yet,
+    /// by block hash, with their receipts.
+    var stored: [Hash: (height: Height, receipts: [Receipt])] = [:]
+    /// Database transactions that appended blocks (one per `commit`, one per `storeCertified` batch).
+    public private(set) var databaseCommits = 0
 
     struct Speculative {
         var tip: ChainTip
@@ -66,8 +76,8 @@ public struct StoreApplication: ReplicaApplication {
             return Rejection(.wrongChain, "this transaction is for chain \"\(transaction.body.chainID)\", this ledger is \"\(executor.chainID)\"")
         }
         do {
-            if let stored = try store.transaction(id: transaction.id) {
-                return Rejection(.replayed, "transaction \(transaction.id.short) was already committed in block \(stored.height)")
+            if try store.containsTransaction(id: transaction.id) {
+                return Rejection(.replayed, "transaction \(transaction.id.short) was already committed; read its receipt with GET /v1/transactions/\(transaction.id) instead of submitting it again")
             }
             guard let signer = try store.member(transaction.body.signer) else {
                 return Rejection(.unknownMember, "\(transaction.body.signer) is not a member of this consortium")
@@ -111,7 +121,8 @@ public struct StoreApplication: ReplicaApplication {
     public mutating func propose(_ candidates: [SignedTransaction], on parent: ChainTip, timestamp: ConsensusTime, view: View,
                                  proposer: ValidatorIndex) throws -> Block {
         let before = try changes(upTo: parent)
-        let fresh = try candidates.filter { try store.transaction(id: $0.id) == nil }
+        let committed = try store.committedTransactionIDs(among: candidates.map(\.id))
+        let fresh = committed.isEmpty ? candidates : candidates.filter { !committed.contains($0.id) }
         // Signatures were checked once at admission; the proposer does not check them again.
         let (block, result) = try executor.makeBlock(candidates: fresh, on: parent, timestamp: timestamp, view: view, proposer: proposer,
                                                      state: OverlayState(base: store, changes: before), signatures: .trusted)
@@ -120,9 +131,12 @@ public struct StoreApplication: ReplicaApplication {
     }
 
     public mutating func validate(_ block: Block, on parent: ChainTip, certified: Bool) throws {
+        // A certified block this node already stored during catch-up was executed then.
+        if certified, !stored.isEmpty, stored[block.hash(suite: suite)] != nil { return }
         let before = try changes(upTo: parent)
-        for transaction in block.transactions where try store.transaction(id: transaction.id) != nil {
-            throw BlockValidationError(.duplicateTransaction, "transaction \(transaction.id.short) is already committed")
+        let committed = try store.committedTransactionIDs(among: block.transactions.map(\.id))
+        if let duplicate = block.transactions.first(where: { committed.contains($0.id) }) {
+            throw BlockValidationError(.duplicateTransaction, "transaction \(duplicate.id.short) is already committed")
         }
         let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
                                            signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted))
@@ -139,6 +153,12 @@ public struct StoreApplication: ReplicaApplication {
     public mutating func commit(_ committed: CommittedBlock) {
         guard failure == nil else { return }
         let hash = committed.certificate.blockHash
+        if let done = stored.removeValue(forKey: hash) {
+            // Stored by `storeCertified`, durable before the replica was told.
+            committedSinceLastTake.append((done.height, done.receipts))
+            for transaction in committed.block.transactions { admitted[transaction.id] = nil }
+            return
+        }
         do {
             let result: ExecutionResult
             if let entry = speculative[hash] {
@@ -147,6 +167,7 @@ public struct StoreApplication: ReplicaApplication {
                 result = try executor.validate(committed.block, on: store.tip, state: store, signatures: .trusted)
             }
             try store.append(committed, result: result)
+            databaseCommits += 1
             committedSinceLastTake.append((committed.block.header.height, result.receipts))
             for transaction in committed.block.transactions { admitted[transaction.id] = nil }
         } catch {
@@ -162,6 +183,25 @@ public struct StoreApplication: ReplicaApplication {
     public mutating func discardSpeculative() {
         speculative = [:]
     }
+
+    /// Catch-up: re-executes certified blocks that extend the committed head (client signatures
+    /// trusted) and stores them in one database transaction (`LedgerStore.appendCertified`).
+    /// The caller must have verified each certificate against the genesis validators, and must
+    /// then hand the same blocks to the replica (`onCommittedBlocks`), which commits them through
+    /// `validate` and `commit` without executing or writing them again. Throws, storing nothing,
+    /// if any block does not re-execute to its header.
+    public mutating func storeCertified(_ blocks: [CommittedBlock]) throws {
+        let results = try store.appendCertified(blocks, executor: executor)
+        databaseCommits += 1
+        for (committed, result) in zip(blocks, results) {
+            stored[committed.certificate.blockHash] = (committed.block.header.height, result.receipts)
+        }
+        let head = store.tip.height
+        speculative = speculative.filter { $0.value.tip.height > head }
+    }
+
+    /// Whether blocks stored by `storeCertified` still wait for the replica to commit them.
+    public var hasStoredUncommitted: Bool { !stored.isEmpty }
 
     /// Takes the receipts of blocks committed since the last call.
     public mutating func takeCommitted() -> [(Height, [Receipt])] {

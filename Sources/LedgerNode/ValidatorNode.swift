@@ -9,7 +9,8 @@ import Synchronization
 /// feeds them every input on one serial queue (messages, client transactions, timers, fetched
 /// blocks), and performs their directives in order: persist the replica state (fsync) before
 /// sending anything that depends on it, then send, then arm timers. Committed blocks are in SQLite
-/// before the replica reports them (one database transaction per block).
+/// before the replica reports them (one database transaction per block; during catch-up one per
+/// batch of up to 64 fetched blocks).
 ///
 /// Throughput: frames that queued up while the node was busy are taken together and their
 /// directives performed as one group: one replica-state flush (the latest state covers every
@@ -528,7 +529,6 @@ public final class ValidatorNode: @unchecked Sendable {
             case .commit(let committed):
                 blocksCommitted.add(1, ordering: .relaxed)
                 transactionsCommitted.add(committed.block.transactions.count, ordering: .relaxed)
-                storeCommits.add(1, ordering: .relaxed)
             case .requestStateTransfer(let request):
                 startCatchUp(request)
             case .reportMisbehaviour(let validator, let evidence):
@@ -538,6 +538,7 @@ public final class ValidatorNode: @unchecked Sendable {
                 remember(dropped: id, rejection)
             }
         }
+        storeCommits.store(application.databaseCommits, ordering: .relaxed)
         if let failure = application.failure {
             halt(NodeError(.storage, "cannot store a committed block: \(failure); the node stops so it can restart and catch up"))
             return
@@ -607,8 +608,11 @@ public final class ValidatorNode: @unchecked Sendable {
         }
         catchUp?.retry.cancel()
         catchUp = (from, peers, attempt, retry)
+        // Asked before the node has links (a restart asks from `init`): nothing was sent, so ask
+        // again soon, once the transport has had a moment to connect, rather than after 5 s.
+        let unsent = links == nil
         links?.send(NodeMessage.blocksRequest(from: from, limit: NodeMessage.maxBlocksPerResponse).wireBytes, to: peer)
-        queue.asyncAfter(deadline: .now() + 5, execute: retry)
+        queue.asyncAfter(deadline: .now() + (unsent ? 0.5 : 5), execute: retry)
     }
 
     /// A catch-up answer. The next batch is asked for before this one is applied, so the peer
@@ -623,7 +627,13 @@ public final class ValidatorNode: @unchecked Sendable {
         guard let first = blocks.first, let last = blocks.last else { return }
         emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: peer))
         requestBlocks(from: last.block.header.height.next, peers: current.peers, attempt: current.attempt)
+        storeCertified(blocks)
         collect(replica.onCommittedBlocks(blocks, now: now, application: &application))
+        if application.hasStoredUncommitted {
+            // Not reached: the replica makes the same checks as `storeCertified` before it commits.
+            halt(NodeError(.storage, "the ledger holds catch-up blocks the consensus state did not commit; restart the node to resume from its ledger"))
+            return
+        }
         if store.tip.height < last.block.header.height {
             // The batch did not apply (a bad block or certificate from that peer): ask the next one.
             catchUp?.retry.cancel()
@@ -631,6 +641,65 @@ public final class ValidatorNode: @unchecked Sendable {
             if current.attempt + 1 < current.peers.count * 3 {
                 requestBlocks(from: store.tip.height.next, peers: current.peers, attempt: current.attempt + 1)
             }
+        }
+    }
+
+    /// Blocks stored per database transaction during catch-up.
+    static let catchUpBatch = 64
+
+    /// Catch-up's fast path: stores the run of fetched blocks that extends the committed head in
+    /// database transactions of up to `catchUpBatch` blocks, before the replica is told, so a
+    /// node far behind does not flush to disk once per block. Only blocks whose height, chain
+    /// link, chain and certificate (a quorum of genesis validators' signatures, checked here on
+    /// every core) are right are stored; the run stops at the first that is not, and a batch that
+    /// does not re-execute to its headers stores nothing. The caller then hands all the blocks to
+    /// the replica, which commits the stored ones without executing them again (the commit it
+    /// reports is already durable) and checks, executes and commits or rejects the rest as before.
+    /// Certified blocks are final, so storing one at a height the replica is still voting on is
+    /// safe: the replica commits it in the same turn of the queue and drops any other block it
+    /// held at that height.
+    func storeCertified(_ blocks: [CommittedBlock]) {
+        let suite = configuration.suite
+        let genesis = configuration.genesis
+        let validators = genesis.validatorSet
+        let chainID = genesis.chainID
+        var tip = store.tip
+        var run: [CommittedBlock] = []
+        for committed in blocks.sorted(by: { $0.block.header.height < $1.block.header.height }) {
+            let header = committed.block.header
+            if header.height <= tip.height { continue }
+            guard header.height == tip.height.next, header.previousHash == tip.hash, header.chainID == chainID,
+                  committed.certificate.height == header.height else { break }
+            let next = ChainTip(header: header, suite: suite)
+            guard committed.certificate.blockHash == next.hash else { break }
+            run.append(committed)
+            tip = next
+        }
+        guard run.count > 1 else { return }   // one block: the replica's own path costs the same
+        let candidates = run
+        let valid = Mutex([Bool](repeating: false, count: candidates.count))
+        let chunks = min(candidates.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 4)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            var index = chunk
+            var local: [Int] = []
+            while index < candidates.count {
+                if (try? candidates[index].certificate.verify(validators: validators, chainID: chainID, suite: suite)) != nil {
+                    local.append(index)
+                }
+                index += chunks
+            }
+            valid.withLock { for index in local { $0[index] = true } }
+        }
+        let verified = valid.withLock { $0.firstIndex(of: false) } ?? candidates.count
+        var start = 0
+        while start < verified {
+            let end = min(verified, start + Self.catchUpBatch)
+            do {
+                try application.storeCertified(Array(candidates[start..<end]))
+            } catch {
+                return   // the replica finds and rejects the block that does not re-execute
+            }
+            start = end
         }
     }
 
