@@ -47,44 +47,22 @@ extension LedgerAPI {
     func eligibility(_ request: Request, context: BasicRequestContext) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: maxBodyBytes)
-        let question: EligibilityRequest
-        do {
-            question = try JSONDecoder().decode(EligibilityRequest.self, from: Data(buffer: body))
-        } catch {
-            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"fragment\" or \"fragments\", \"bank\", \"amount\", \"currency\", \"policy\"}: \(error)")
-        }
-        guard let bank = MemberID(question.bank) else { throw APIError(.badRequest, "badQuery", "\"\(question.bank)\" is not a member id") }
-        guard let currency = CurrencyCode(question.currency ?? "CNY") else {
-            throw APIError(.badRequest, "badQuery", "currency must be a three-letter ISO 4217 code")
-        }
-        let policy: EligibilityPolicy
-        if let document = question.policy {
-            do {
-                policy = try EligibilityPolicy.validated(document)
-            } catch {
-                throw APIError(.badRequest, "badPolicy", "\(error)")
-            }
-        } else {
-            policy = EligibilityPolicy(bank: bank, currency: currency, minDaysToMaturity: 0, maxTenorDays: 36_500, advanceRateBps: 10_000,
-                                       discountRateBps: 0, dayCountBasis: 360, defaultCreditLine: MinorUnits(Int64.max),
-                                       excludeDebtorsWithOverdue: false, overdueShareTriggerBps: 10_000, maturityWarningBandDays: 0)
-        }
-        if let fragment = question.fragment {
-            guard let text = question.amount, let amount = Money.parse(text, currency) else {
-                throw APIError(.badRequest, "badQuery", "a single question needs \"amount\" in major units, e.g. \"142500.00\"")
-            }
+        let question = try RequestParsing.eligibilityQuestion(Data(buffer: body))
+        let (bank, currency, policy) = (question.bank, question.currency, question.policy)
+        let fragments: [FragmentID]
+        switch question.subject {
+        case .single(let fragment, let amount):
             let answer = try eligibilityService.with(store) {
-                try $0.answer(.init(fragment: FragmentID(fragment), bank: bank, amount: amount), policy: policy)
+                try $0.answer(.init(fragment: fragment, bank: bank, amount: amount), policy: policy)
             }
             return try json(answer)
-        }
-        guard let fragments = question.fragments, !fragments.isEmpty, fragments.count <= 50_000 else {
-            throw APIError(.badRequest, "badQuery", "give \"fragment\" with \"amount\", or \"fragments\" (1 to 50,000 ids)")
+        case .batch(let ids):
+            fragments = ids
         }
         var questions: [EligibilityEngine.Question] = []
         for id in fragments {
-            let outstanding = try store.fragment(FragmentID(id))?.outstanding ?? .zero
-            questions.append(.init(fragment: FragmentID(id), bank: bank, amount: Money(outstanding, currency)))
+            let outstanding = try store.fragment(id)?.outstanding ?? .zero
+            questions.append(.init(fragment: id, bank: bank, amount: Money(outstanding, currency)))
         }
         let answers = try eligibilityService.with(store) { try $0.answers(questions, policy: policy) }
         return try json(answers)

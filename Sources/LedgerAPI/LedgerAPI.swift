@@ -68,21 +68,7 @@ public struct LedgerAPI: Sendable {
         } catch {
             throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes")
         }
-        let submission: SubmitRequest
-        do {
-            submission = try JSONDecoder().decode(SubmitRequest.self, from: Data(buffer: body))
-        } catch {
-            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"transaction\": \"<hex>\"} as written by `scf tx … --out FILE`: \(error)")
-        }
-        guard let bytes = [UInt8](hex: submission.transaction) else {
-            throw APIError(.badRequest, "malformedTransaction", "the transaction field must be hex")
-        }
-        let transaction: SignedTransaction
-        do {
-            transaction = try SignedTransaction(wireBytes: bytes, suite: suite)
-        } catch {
-            throw APIError(.badRequest, "malformedTransaction", "the transaction does not decode: \(error)")
-        }
+        let transaction = try RequestParsing.submission(Data(buffer: body), suite: suite)
         if let rejection = await node.submit(transaction) {
             return try json(view(transaction, .rejected(height: nil, rejection)), status: rejection.code == .replayed ? .conflict : .unprocessableContent)
         }
@@ -112,29 +98,13 @@ public struct LedgerAPI: Sendable {
         } catch {
             throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes; send fewer transactions per request")
         }
-        let batch: BatchSubmitRequest
-        do {
-            batch = try JSONDecoder().decode(BatchSubmitRequest.self, from: Data(buffer: body))
-        } catch {
-            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"transactions\": [\"<hex>\", …]}: \(error)")
-        }
-        guard batch.transactions.count <= Self.maxBatchTransactions else {
-            throw APIError(.contentTooLarge, "tooManyTransactions",
-                           "\(batch.transactions.count) transactions in one request; send at most \(Self.maxBatchTransactions) per request")
-        }
-        var results: [BatchSubmitResult?] = Array(repeating: nil, count: batch.transactions.count)
+        let entries = try RequestParsing.batch(Data(buffer: body), suite: suite, limit: Self.maxBatchTransactions)
+        var results: [BatchSubmitResult?] = Array(repeating: nil, count: entries.count)
         var decoded: [(index: Int, transaction: SignedTransaction)] = []
-        for (index, text) in batch.transactions.enumerated() {
-            guard let bytes = [UInt8](hex: text) else {
-                results[index] = BatchSubmitResult(id: nil, accepted: false, code: "malformedTransaction",
-                                                   message: "transaction \(index) is not hex; send the wire bytes as lowercase hex")
-                continue
-            }
-            do {
-                decoded.append((index, try SignedTransaction(wireBytes: bytes, suite: suite)))
-            } catch {
-                results[index] = BatchSubmitResult(id: nil, accepted: false, code: "malformedTransaction",
-                                                   message: "transaction \(index) does not decode: \(error)")
+        for (index, entry) in entries.enumerated() {
+            switch entry {
+            case .success(let transaction): decoded.append((index, transaction))
+            case .failure(let error): results[index] = BatchSubmitResult(id: nil, accepted: false, code: error.code, message: error.message)
             }
         }
         let answers = await node.submit(decoded.map(\.transaction))
@@ -350,7 +320,7 @@ public struct LedgerAPI: Sendable {
         # HELP scf_committed_transactions_total Transactions in the blocks this node committed since it started (refused ones included).
         # TYPE scf_committed_transactions_total counter
         scf_committed_transactions_total \(node.transactionsCommitted.load(ordering: .relaxed))
-        # HELP scf_fsyncs_total Flushes to disk the node issued since it started: replica-state saves plus one per block commit; approximates SQLite's own (one WAL flush per commit, more at WAL checkpoints).
+        # HELP scf_fsyncs_total Flushes to disk the node issued since it started: replica-state saves plus one per database commit (one per block agreed live, one per batch of up to 64 blocks during catch-up); approximates SQLite's own (one WAL flush per commit, more at WAL checkpoints).
         # TYPE scf_fsyncs_total counter
         scf_fsyncs_total \(node.fsyncs)
         # HELP scf_halted 1 if the node stopped on a storage failure.

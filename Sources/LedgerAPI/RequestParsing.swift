@@ -18,6 +18,32 @@ enum RequestParsing {
         return try transaction(hex: submission.transaction, suite: suite)
     }
 
+    /// `POST /v1/transactions/batch`: `{"transactions": ["<hex>", …]}` → one entry per element, in
+    /// request order: the decoded transaction, or why that element does not decode (the others
+    /// still go on). A body that is not such JSON, or holds more than `limit`, is refused whole.
+    static func batch(_ body: Data, suite: any CryptoSuite, limit: Int) throws(APIError) -> [Result<SignedTransaction, APIError>] {
+        let batch: BatchSubmitRequest
+        do {
+            batch = try JSONDecoder().decode(BatchSubmitRequest.self, from: body)
+        } catch {
+            throw APIError(.badRequest, "malformedJSON", "the body must be JSON {\"transactions\": [\"<hex>\", …]}: \(error)")
+        }
+        guard batch.transactions.count <= limit else {
+            throw APIError(.contentTooLarge, "tooManyTransactions",
+                           "\(batch.transactions.count) transactions in one request; send at most \(limit) per request")
+        }
+        return batch.transactions.enumerated().map { index, text in
+            guard let bytes = [UInt8](hex: text) else {
+                return .failure(APIError(.badRequest, "malformedTransaction", "transaction \(index) is not hex; send the wire bytes as lowercase hex"))
+            }
+            do {
+                return .success(try SignedTransaction(wireBytes: bytes, suite: suite))
+            } catch {
+                return .failure(APIError(.badRequest, "malformedTransaction", "transaction \(index) does not decode: \(error)"))
+            }
+        }
+    }
+
     /// A signed transaction's wire bytes in hex (the `transaction` field).
     static func transaction(hex: String, suite: any CryptoSuite) throws(APIError) -> SignedTransaction {
         guard let bytes = [UInt8](hex: hex) else {
