@@ -89,7 +89,10 @@ func checkEligibility(_ payload: [UInt8]) {
         invariant(!answer.eligible || answer.failures.isEmpty, "eligible with failed rules \(answer.failures.map(\.code))")
         if let advance = answer.maxAdvance {
             invariant(advance.amount.value >= 0, "negative maximum advance \(advance)")
-            invariant(advance.currency == asked.amount.currency, "maximum advance in another currency")
+            // The maximum advance is stated in the receivable's own currency (the engine's
+            // design: "ask in CNY"); asked in another currency, the answer cannot be eligible.
+            invariant(advance.currency == asked.amount.currency || !answer.eligible,
+                      "eligible although asked in \(asked.amount.currency) with the advance in \(advance.currency)")
         }
         if let pricing = answer.pricing {
             invariant(pricing.advance.amount.value >= 0 && pricing.discount.amount.value >= 0 && pricing.netProceeds.amount.value >= 0,
