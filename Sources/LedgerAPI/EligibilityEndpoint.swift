@@ -45,9 +45,7 @@ final class EligibilityService: Sendable {
 
 extension LedgerAPI {
     func eligibility(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        var request = request
-        let body = try await request.collectBody(upTo: maxBodyBytes)
-        let question = try RequestParsing.eligibilityQuestion(Data(buffer: body))
+        let question = try RequestParsing.eligibilityQuestion(try await body(of: request, hint: "; ask about fewer fragments per request"))
         let (bank, currency, policy) = (question.bank, question.currency, question.policy)
         let fragments: [FragmentID]
         switch question.subject {

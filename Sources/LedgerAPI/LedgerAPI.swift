@@ -60,15 +60,18 @@ public struct LedgerAPI: Sendable {
 
     // MARK: Handlers
 
-    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    /// A request's whole body, refused with 413 `tooLarge` past `maxBodyBytes`.
+    func body(of request: Request, hint: String = "") async throws -> Data {
         var request = request
-        let body: ByteBuffer
         do {
-            body = try await request.collectBody(upTo: maxBodyBytes)
+            return Data(buffer: try await request.collectBody(upTo: maxBodyBytes))
         } catch {
-            throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes")
+            throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes\(hint)")
         }
-        let transaction = try RequestParsing.submission(Data(buffer: body), suite: suite)
+    }
+
+    func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let transaction = try RequestParsing.submission(try await body(of: request), suite: suite)
         if let rejection = await node.submit(transaction) {
             return try json(view(transaction, .rejected(height: nil, rejection)), status: rejection.code == .replayed ? .conflict : .unprocessableContent)
         }
@@ -91,14 +94,8 @@ public struct LedgerAPI: Sendable {
     /// transaction that does not decode is refused alone (`malformedTransaction`), the others
     /// still go in. Waits for admission only: ask `/v1/transactions/{id}` for commitment.
     func submitBatch(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: maxBodyBytes)
-        } catch {
-            throw APIError(.contentTooLarge, "tooLarge", "the request body is larger than \(maxBodyBytes) bytes; send fewer transactions per request")
-        }
-        let entries = try RequestParsing.batch(Data(buffer: body), suite: suite, limit: Self.maxBatchTransactions)
+        let entries = try RequestParsing.batch(try await body(of: request, hint: "; send fewer transactions per request"),
+                                               suite: suite, limit: Self.maxBatchTransactions)
         var results: [BatchSubmitResult?] = Array(repeating: nil, count: entries.count)
         var decoded: [(index: Int, transaction: SignedTransaction)] = []
         for (index, entry) in entries.enumerated() {
