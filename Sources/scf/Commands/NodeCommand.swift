@@ -218,6 +218,8 @@ struct NodeCommand: AsyncParsableCommand {
                 }
             }
 
+            let heapTrimmer = HeapTrimmer.start()
+
             let apiAddress = try NodeConfig.address(config.api, what: "api")
             let api = LedgerAPI(node: node, peersConnected: {
                 transport.connectedPeers.compactMap { validators.validator(at: $0)?.name }.sorted()
@@ -228,6 +230,7 @@ struct NodeCommand: AsyncParsableCommand {
             try await app.runService()
             log.info("stopping")
             byzantineReporter?.cancel()
+            heapTrimmer.cancel()
             (links as? ByzantineLinks)?.stopFlood()
             node.stop()
             await transport.shutdown()
