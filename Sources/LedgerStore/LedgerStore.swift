@@ -53,10 +53,16 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// Opens the ledger in `path`, creating the file and its tables for a new chain, or migrating an
     /// older file. Refuses a file made from another genesis.
     public static func open(path: String, genesis: Genesis, suite: any CryptoSuite) throws -> LedgerStore {
+        try open(path: path, genesis: genesis, suite: suite, pageSize: Schema.newFilePageSize)
+    }
+
+    /// `open`, creating a new file with `pageSize`-byte pages (tests and measurements compare sizes).
+    static func open(path: String, genesis: Genesis, suite: any CryptoSuite, pageSize: Int) throws -> LedgerStore {
         guard suite.id == genesis.cryptoSuite else {
             throw StoreError(.suiteMismatch, "genesis asks for the \(genesis.cryptoSuite) crypto suite but \(suite.id) was given; open the store with the suite genesis names")
         }
         let connection = try Connection(path: path, readOnly: false)
+        try setPageSizeIfNew(connection, pageSize)
         try configure(connection)
         try migrate(connection)
         let genesisHash = genesis.hash(suite: suite)
@@ -88,31 +94,46 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         return LedgerStore(path: path, genesis: genesis, genesisHash: genesisHash, suite: suite, connection: connection, tip: tip)
     }
 
+    /// A file with no tables yet gets `pageSize`-byte pages (see `Schema.newFilePageSize`). It must
+    /// happen before anything is written, WAL mode included; an existing file keeps its size.
+    static func setPageSizeIfNew(_ connection: Connection, _ pageSize: Int) throws {
+        guard case .integer(0) = try connection.pragma("page_count") else { return }
+        try connection.execute("PRAGMA page_size = \(pageSize)")
+    }
+
     /// WAL and full fsync: a block acknowledged by `append` survives power loss.
     ///
-    /// Checkpoints (copying the WAL into the main file) run every 10,000 WAL pages (about 40 MB)
-    /// instead of SQLite's 1,000: a block dirties a few hundred pages, many of them the same index
-    /// pages block after block, and each checkpoint writes every page once however many blocks
-    /// changed it, so rarer checkpoints write far fewer bytes. Durability is unchanged (the WAL is
-    /// synced at every commit).
+    /// Checkpoints (copying the WAL into the main file) run every 40 MB of WAL (10,000 pages of
+    /// 4 KiB) instead of SQLite's 1,000 pages: a block dirties a few hundred pages, many of them
+    /// the same index pages block after block, and each checkpoint writes every page once however
+    /// many blocks changed it, so rarer checkpoints write far fewer bytes. Durability is unchanged
+    /// (the WAL is synced at every commit).
     static func configure(_ connection: Connection) throws {
         guard case .text(let mode) = try connection.pragma("journal_mode = WAL"), mode.lowercased() == "wal" else {
             throw StoreError(.sqlite, "\(connection.path) cannot use write-ahead logging (is it on a network file system?); put the data file on a local disk")
         }
-        try connection.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000; PRAGMA wal_autocheckpoint = 10000")
+        guard case .integer(let pageSize) = try connection.pragma("page_size"), pageSize > 0 else {
+            throw StoreError(.corrupt, "\(connection.path) reports no page size; it is not a ledger data file")
+        }
+        try connection.execute("""
+            PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32000; \
+            PRAGMA wal_autocheckpoint = \(40_960_000 / pageSize)
+            """)
     }
 
     /// Applies every migration the file does not have yet, each in its own transaction.
-    static func migrate(_ connection: Connection) throws {
+    /// `migrations`: all of them; tests pass the first few to make a file as an older scf wrote it.
+    static func migrate(_ connection: Connection, migrations: [Schema.Migration] = Schema.migrations) throws {
         try connection.execute("CREATE TABLE IF NOT EXISTS migration (id TEXT PRIMARY KEY NOT NULL)")
         let applied = try connection.statement("SELECT id FROM migration").map { $0.text(0) }
         let known = Set(Schema.migrations.map(\.id))
         if let unknown = applied.first(where: { !known.contains($0) }) {
             throw StoreError(.newerSchema, "\(connection.path) was written by a newer version of scf (it has migration \"\(unknown)\"); upgrade scf to open it")
         }
-        for migration in Schema.migrations where !applied.contains(migration.id) {
+        for migration in migrations where !applied.contains(migration.id) {
             try connection.writeTransaction {
                 try connection.execute(migration.sql)
+                try migration.body?(connection)
                 try connection.statement("INSERT INTO migration (id) VALUES (?)").bind(.text(migration.id)).run()
             }
         }
@@ -194,7 +215,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             }
             try checkExtends(committed.block.header, tip: inner.tip)
             try connection.writeTransaction {
-                try Self.writeBlockRows(committed, blockRow: checked.row, result: result, to: connection)
+                try Self.writeBlockRows(committed, checked: checked, result: result, to: connection)
                 try LedgerStore.write(result.changes, to: connection)
                 if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
                 try Self.writeTip(checked.tip, to: connection)
@@ -230,7 +251,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         var tip = start
         var net = StateChanges()
         var results: [ExecutionResult] = []
-        var checked: [(row: [SQLValue], tip: ChainTip)] = []
+        var checked: [CheckedBlock] = []
         results.reserveCapacity(blocks.count)
         checked.reserveCapacity(blocks.count)
         for committed in blocks {
@@ -257,7 +278,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             }
             try connection.writeTransaction {
                 for (index, committed) in blocks.enumerated() {
-                    try Self.writeBlockRows(committed, blockRow: checked[index].row, result: results[index], to: connection)
+                    try Self.writeBlockRows(committed, checked: checked[index], result: results[index], to: connection)
                 }
                 try LedgerStore.write(net, to: connection)
                 if let replicaState { try LedgerStore.writeReplicaState(replicaState, to: connection) }
@@ -269,9 +290,16 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         return results
     }
 
+    /// A block that passed `check`: its row, where each transaction sits in its wire, the tip after it.
+    private struct CheckedBlock {
+        var row: [SQLValue]
+        var transactionRanges: [Range<Int>]
+        var tip: ChainTip
+    }
+
     /// The checks `append` makes before writing: the certificate names the block, the result is
     /// the block's. Returns the block row and the tip after it.
-    private func check(_ committed: CommittedBlock, result: ExecutionResult) throws -> (row: [SQLValue], tip: ChainTip) {
+    private func check(_ committed: CommittedBlock, result: ExecutionResult) throws -> CheckedBlock {
         let block = committed.block
         let header = block.header
         let hash = block.hash(suite: suite)
@@ -283,8 +311,9 @@ public final class LedgerStore: Sendable, LedgerStateReader {
               zip(result.receipts, block.transactions).allSatisfy({ $0.transaction == $1.id }) else {
             throw StoreError(.resultMismatch, "the execution result given with block \(header.height) is not this block's (transactions, receipts or state digest differ); execute or validate the block and pass its result")
         }
-        return (Rows.block(committed, hash: hash),
-                ChainTip(height: header.height, hash: hash, stateDigest: header.stateDigest, timestamp: header.timestamp))
+        let wire = Rows.wire(of: block)
+        return CheckedBlock(row: Rows.block(committed, hash: hash, wire: wire.bytes), transactionRanges: wire.ranges,
+                            tip: ChainTip(height: header.height, hash: hash, stateDigest: header.stateDigest, timestamp: header.timestamp))
     }
 
     private func checkExtends(_ header: BlockHeader, tip: ChainTip) throws {
@@ -297,12 +326,13 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     }
 
     /// The block row and one row per transaction with its receipt.
-    private static func writeBlockRows(_ committed: CommittedBlock, blockRow: [SQLValue], result: ExecutionResult, to connection: Connection) throws {
-        try connection.statement(Schema.block.insertSQL).bind(blockRow).run()
+    private static func writeBlockRows(_ committed: CommittedBlock, checked: CheckedBlock, result: ExecutionResult, to connection: Connection) throws {
+        try connection.statement(Schema.block.insertSQL).bind(checked.row).run()
         let insertTransaction = try connection.statement(Schema.transaction.insertSQL)
         let height = committed.block.header.height
         for (position, (transaction, receipt)) in zip(committed.block.transactions, result.receipts).enumerated() {
-            try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: height, position: position)).run()
+            try insertTransaction.bind(Rows.transaction(transaction, receipt: receipt, height: height, position: position,
+                                                        wire: checked.transactionRanges[position])).run()
         }
     }
 
@@ -350,21 +380,26 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             let statement = try connection.statement(Schema.nonce.upsertSQL)
             for (id, value) in changes.sortedNonces { try statement.bind(Rows.nonce(id, value)).run() }
         }
-        if !changes.roots.isEmpty {
-            let statement = try connection.statement(Schema.root.upsertSQL)
-            for root in changes.sortedRoots { try statement.bind(Rows.root(root)).run() }
-        }
-        if !changes.fragments.isEmpty {
-            let statement = try connection.statement(Schema.fragment.upsertSQL)
-            for fragment in changes.sortedFragments { try statement.bind(Rows.fragment(fragment)).run() }
-        }
-        if !changes.invoices.isEmpty {
-            let statement = try connection.statement(Schema.invoice.upsertSQL)
-            for invoice in changes.sortedInvoices { try statement.bind(Rows.invoice(invoice)).run() }
-        }
+        if !changes.roots.isEmpty { try upsert(changes.sortedRoots.map(Rows.root), into: Schema.root, connection) }
+        if !changes.fragments.isEmpty { try upsert(changes.sortedFragments.map(Rows.fragment), into: Schema.fragment, connection) }
+        if !changes.invoices.isEmpty { try upsert(changes.sortedInvoices.map(Rows.invoice), into: Schema.invoice, connection) }
         if !changes.financingRequests.isEmpty {
-            let statement = try connection.statement(Schema.financingRequest.upsertSQL)
-            for request in changes.sortedFinancingRequests { try statement.bind(Rows.financingRequest(request)).run() }
+            try upsert(changes.sortedFinancingRequests.map(Rows.financingRequest), into: Schema.financingRequest, connection)
+        }
+    }
+
+    /// Inserts or updates each row with the table's narrow upsert, and writes the whole row when
+    /// that changed nothing (an existing row whose fixed columns differ: see `Schema.Table`).
+    static func upsert(_ rows: [[SQLValue]], into table: Schema.Table, _ connection: Connection) throws {
+        guard let narrowSQL = table.narrowUpsertSQL else {
+            let statement = try connection.statement(table.upsertSQL)
+            for row in rows { try statement.bind(row).run() }
+            return
+        }
+        let narrow = try connection.statement(narrowSQL)
+        for row in rows {
+            try narrow.bind(row).run()
+            if connection.changes == 0 { try connection.statement(table.upsertSQL).bind(row).run() }
         }
     }
 
@@ -445,7 +480,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             var found = Set<Hash>()
             for id in ids {
                 statement.reset()
-                if try statement.bind(SQLValue(id)).next() != nil {
+                if try statement.bind(.integer(Rows.idPrefix(id)), SQLValue(id)).next() != nil {
                     found.insert(id)
                     statement.reset()
                 }
@@ -454,35 +489,38 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
     }
 
-    private static let containsTransactionSQL = "SELECT 1 FROM \"transaction\" WHERE id = ? LIMIT 1"
+    private static let containsTransactionSQL = "SELECT 1 FROM \"transaction\" WHERE idPrefix = ? AND id = ? LIMIT 1"
 
     /// Every stored occurrence of a transaction id, in chain order.
     public func occurrences(of id: Hash, limit: Int? = nil) throws -> [StoredTransaction] {
-        try transactions(where: "id = ?", [SQLValue(id)], limit: limit)
+        try transactions(where: "t.idPrefix = ? AND t.id = ?", [.integer(Rows.idPrefix(id)), SQLValue(id)], limit: limit)
     }
 
     /// The transactions of one block with their receipts, in block order.
     public func transactions(inBlock height: Height) throws -> [StoredTransaction] {
-        try transactions(where: "height = ?", [SQLValue(height)], limit: nil)
+        try transactions(where: "t.height = ?", [SQLValue(height)], limit: nil)
     }
 
     /// Transactions signed by `signer`, in chain order, from block `start` on.
     public func transactions(signedBy signer: MemberID, from start: Height = Height(1), limit: Int? = nil) throws -> [StoredTransaction] {
-        try transactions(where: "signer = ? AND height >= ?", [SQLValue(signer), SQLValue(start)], limit: limit)
+        try transactions(where: "t.signer = ? AND t.height >= ?", [SQLValue(signer), SQLValue(start)], limit: limit)
     }
 
     private func transactions(where condition: String, _ arguments: [SQLValue], limit: Int?) throws -> [StoredTransaction] {
         let rows = try withConnection { connection -> [[SQLValue]] in
+            // The signed bytes are read from the block's wire (see migration v3-compact-transaction-rows).
             let statement = try connection.statement("""
-                SELECT height, position, status, reasonCode, reasonMessage, wire FROM "transaction"
-                WHERE \(condition) ORDER BY height, position LIMIT ?
+                SELECT t.height, t.position, t.status, t.reasonCode, t.reasonMessage, substr(b.wire, t.wireOffset + 1, t.wireLength), t.id
+                FROM "transaction" t JOIN block b ON b.height = t.height
+                WHERE \(condition) ORDER BY t.height, t.position LIMIT ?
                 """).bind(arguments + [.integer(Int64(limit ?? -1))])
             return try statement.map { $0.values }
         }
         return try rows.map { row in
             guard case .integer(let height) = row[0], case .integer(let position) = row[1], case .text(let status) = row[2],
-                  case .blob(let wire) = row[5], let transaction = try? SignedTransaction(wireBytes: wire, suite: suite) else {
-                throw StoreError(.corrupt, "a stored transaction row does not decode; run `scf ledger verify` on \(path)")
+                  case .blob(let wire) = row[5], let transaction = try? SignedTransaction(wireBytes: wire, suite: suite),
+                  row[6] == SQLValue(transaction.id) else {
+                throw StoreError(.corrupt, "the transaction row at block \(row[0]) position \(row[1]) does not match the block's bytes; run `scf ledger verify` on \(path)")
             }
             var rejection: Rejection?
             if status == "rejected" {

@@ -320,7 +320,8 @@ private struct Run {
                 """)
         }
         for (position, (transaction, receipt)) in zip(block.transactions, result.receipts).enumerated() {
-            let expected = Rows.transaction(transaction, receipt: receipt, height: height, position: position)
+            let expected = Rows.transaction(transaction, receipt: receipt, height: height, position: position,
+                                            wire: item.transactionRanges[position])
             if let difference = Run.difference(stored: transactionRows[position], expected: expected, columns: Schema.transaction.columns) {
                 return VerificationFailure(height: height, code: .transactionRowsMismatch,
                                            message: "transaction \(position) (\(transaction.id.short)): \(difference)")
@@ -428,6 +429,8 @@ struct PreparedBlock: Sendable {
     /// Every transaction signature verified against `keysUsed`.
     var signaturesChecked = false
     var keysUsed: [(MemberID, PublicKey)] = []
+    /// Where each transaction sits in the block's wire (the transaction rows point there).
+    var transactionRanges: [Range<Int>] = []
 
     static func prepare(height: Height, row: [SQLValue]?, keys: [MemberID: PublicKey], validators: ValidatorSet,
                         chainID: String, suite: any CryptoSuite, checksClientSignatures: Bool = true) -> PreparedBlock {
@@ -452,7 +455,8 @@ struct PreparedBlock: Sendable {
             return fail(.malformedBlock, "the block stored at height \(height) says it is block \(block.header.height)")
         }
         let hash = block.hash(suite: suite)
-        if let difference = Run.difference(stored: row, expected: Rows.block(committed, hash: hash), columns: Schema.block.columns) {
+        let encoded = Rows.wire(of: block)
+        if let difference = Run.difference(stored: row, expected: Rows.block(committed, hash: hash, wire: encoded.bytes), columns: Schema.block.columns) {
             return fail(.blockRowMismatch, difference)
         }
         let certificate = committed.certificate
@@ -465,6 +469,7 @@ struct PreparedBlock: Sendable {
             return fail(.badCertificate, error.description)
         }
         var prepared = PreparedBlock(height: height, outcome: .success(committed), hash: hash)
+        prepared.transactionRanges = encoded.ranges
         guard checksClientSignatures else {
             // Vouched for by the certificate just checked (see `Options.checksClientSignatures`).
             prepared.signaturesChecked = true

@@ -59,6 +59,17 @@ final class Connection {
 
     var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
 
+    /// Rows the last completed INSERT, UPDATE or DELETE changed.
+    var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Pages written to the WAL (or the rollback journal's file) by this connection so far: the
+    /// WAL cost of what it committed (tests and measurements).
+    var pagesWritten: Int {
+        var current: Int32 = 0, highest: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highest, 0)
+        return Int(current)
+    }
+
     func error(_ code: Int32, _ doing: String) -> StoreError {
         let kind: StoreError.Code
         switch code & 0xff {

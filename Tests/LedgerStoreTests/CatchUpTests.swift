@@ -22,13 +22,7 @@ import Testing
         return tables
     }
 
-    func blocks(of path: String) throws -> [CommittedBlock] {
-        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
-        defer { store.close() }
-        var blocks: [CommittedBlock] = []
-        try store.forEachBlock { blocks.append($0); return true }
-        return blocks
-    }
+    func blocks(of path: String) throws -> [CommittedBlock] { try fixture.blocks(in: path) }
 
     @Test(arguments: [1, 5, 48])
     func catchUpLeavesExactlyTheRowsOfAppendingOneByOne(batchSize: Int) throws {

@@ -62,6 +62,15 @@ struct ChainFixture: Sendable {
         self.state = state
     }
 
+    /// Every block stored in a data file of this fixture's chain, in height order.
+    func blocks(in path: String) throws -> [CommittedBlock] {
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        var blocks: [CommittedBlock] = []
+        try store.forEachBlock { blocks.append($0); return true }
+        return blocks
+    }
+
     /// A private copy of the template data file.
     func copy(into directory: TemporaryDirectory) -> String {
         let path = directory.file("ledger.sqlite")

@@ -159,9 +159,11 @@ import Testing
         let certified = CommittedBlock(block: block, certificate: ChainBuilder(consortium: consortium).certify(block))
         try tamper(path) { connection in
             try connection.statement("UPDATE block SET hash = ?, header = ?, wire = ?, certificate = ? WHERE height = ?")
-                .bind(Array(Rows.block(certified, hash: block.hash(suite: consortium.suite))[1...4]) + [.integer(Int64(height))]).run()
-            try connection.statement("UPDATE \"transaction\" SET wire = ? WHERE height = ? AND position = ?")
-                .bind(.blob(forged.wireBytes), .integer(Int64(height)), .integer(Int64(position))).run()
+                .bind(Array(Rows.block(certified, hash: block.hash(suite: consortium.suite), wire: block.wireBytes)[1...4]) + [.integer(Int64(height))]).run()
+            // The row points into the block's wire; keep it pointing at the forged transaction.
+            let range = Rows.wire(of: block).ranges[position]
+            try connection.statement("UPDATE \"transaction\" SET wireOffset = ?, wireLength = ? WHERE height = ? AND position = ?")
+                .bind(.integer(Int64(range.lowerBound)), .integer(Int64(range.count)), .integer(Int64(height)), .integer(Int64(position))).run()
         }
     }
 
