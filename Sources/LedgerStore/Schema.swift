@@ -20,13 +20,16 @@ enum Schema {
     /// The page size of NEW data files (an existing file keeps the one it was created with).
     ///
     /// Most of what a block writes lands on B-tree pages chosen by random keys (transaction ids,
-    /// fragment ids, …): each such insert dirties a page of its own, and the WAL holds whole
-    /// pages, so the bytes written per block (and the CPU to checksum and copy them) scale with the
-    /// page size, not with the bytes changed. With 1 KiB pages a 100-transaction block wrote
-    /// 55% fewer WAL bytes than with 4 KiB pages (1.04 against 2.32 MB, see docs/DECISIONS.md).
-    /// State tables stay rowid tables so every row fits a 1 KiB page (a table row holds up to
-    /// 989 bytes before it spills to an overflow page; an index or WITHOUT ROWID row only 234).
-    static let newFilePageSize = 1024
+    /// fragment ids, index entries of updated records): each such write dirties a page of its
+    /// own, and the WAL holds whole pages, so the bytes written per block scale with the page
+    /// size, not with the bytes changed. Measured on 500 blocks of 100 generated transactions
+    /// (docs/DECISIONS.md 23): WAL per block 2.32 MB with 4 KiB pages, 1.54 MB with 2 KiB,
+    /// 1.04 MB with 1 KiB; but smaller pages mean more pages, so more write calls (SQLite writes
+    /// each WAL frame with two) and deeper trees: 1,263, 1,661 and 2,239 write calls per block.
+    /// 2 KiB halves the bytes of the old 4 KiB files for about the write calls they made.
+    /// State tables stay rowid tables so that every row fits a page (a 2 KiB table page holds a
+    /// row of up to 2,013 bytes; an index or WITHOUT ROWID page only 488 before spilling).
+    static let newFilePageSize = 2048
 
     static let migrations: [Migration] = [
         Migration(id: "v1-ledger-tables", sql: """
