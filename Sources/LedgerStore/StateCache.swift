@@ -48,13 +48,14 @@ struct GenerationalCache<Key: Hashable, Value> {
 /// under the store's lock. Bounded per kind (`GenerationalCache`), so it does not grow with history.
 struct StateCache {
     // Limits: a few seconds of blocks at thousands of transactions per second touch fewer records
-    // than this; at most about 25 MB of decoded records in all (two generations of each).
+    // than this. heaptrack on a bench node measured about 50 MB of decoded records at twice these
+    // limits, a sixth of a node's memory budget; at these, about 25 MB (two generations of each).
     var members = GenerationalCache<MemberID, Member?>(limit: 4_096)
     var nonces = GenerationalCache<MemberID, UInt64>(limit: 4_096)
-    var roots = GenerationalCache<ReceivableID, ReceivableRoot?>(limit: 8_192)
-    var fragments = GenerationalCache<FragmentID, Fragment?>(limit: 16_384)
-    var invoices = GenerationalCache<InvoiceKey, InvoiceRecord?>(limit: 8_192)
-    var financingRequests = GenerationalCache<Hash, FinancingRequest?>(limit: 4_096)
+    var roots = GenerationalCache<ReceivableID, ReceivableRoot?>(limit: 4_096)
+    var fragments = GenerationalCache<FragmentID, Fragment?>(limit: 8_192)
+    var invoices = GenerationalCache<InvoiceKey, InvoiceRecord?>(limit: 4_096)
+    var financingRequests = GenerationalCache<Hash, FinancingRequest?>(limit: 2_048)
 
     /// Records what a committed block wrote.
     mutating func apply(_ changes: StateChanges) {
