@@ -393,8 +393,10 @@ public struct Replica: Sendable {
     }
 
     /// Committed blocks with certificates, fetched by the shell after `.requestStateTransfer`.
-    public mutating func onCommittedBlocks<A: ReplicaApplication>(_ blocks: [CommittedBlock], now: ConsensusTime,
-                                                                  application: inout A) -> ReplicaOutput {
+    /// `certificatesVerified`: the shell has already checked every certificate against the genesis
+    /// validators (catch-up verifies them on another core), so they are not checked again here.
+    public mutating func onCommittedBlocks<A: ReplicaApplication>(_ blocks: [CommittedBlock], now: ConsensusTime, application: inout A,
+                                                                  certificatesVerified: Bool = false) -> ReplicaOutput {
         var out = ReplicaOutput()
         var applied = 0
         var latestCertifiedView = View(0)
@@ -409,7 +411,7 @@ public struct Replica: Sendable {
                 break
             }
             do {
-                try committed.certificate.verify(validators: validators, chainID: chainID, suite: suite)
+                if !certificatesVerified { try committed.certificate.verify(validators: validators, chainID: chainID, suite: suite) }
             } catch {
                 out.outcome = .rejected("block \(header.height) has an invalid certificate: \(error)")
                 break

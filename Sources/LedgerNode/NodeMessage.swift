@@ -17,8 +17,10 @@ public enum NodeMessage: Sendable {
     case transactions([SignedTransaction])
 
     static let version: UInt8 = 1
-    /// Most blocks one response carries (and the most a request may ask for).
-    public static let maxBlocksPerResponse: UInt32 = 256
+    /// Most blocks one response carries (and the most a request may ask for). Responses are also
+    /// capped in bytes by the sender (`ValidatorNode.maxCatchUpResponseBytes`). Nodes before this
+    /// limit was raised from 256 answer at most 256 blocks, which askers accept.
+    public static let maxBlocksPerResponse: UInt32 = 1024
     /// Most transactions one relay frame may carry.
     public static let maxTransactionsPerFrame = 10_000
 
@@ -55,6 +57,11 @@ public enum NodeMessage: Sendable {
     /// Whether a frame is a relay of client transactions (kind 2 or 5), from its first two bytes.
     static func carriesTransactions(_ frame: [UInt8]) -> Bool {
         frame.count >= 2 && frame[0] == version && (frame[1] == 2 || frame[1] == 5)
+    }
+
+    /// Whether a frame is a catch-up answer (kind 4), from its first two bytes.
+    static func carriesBlocks(_ frame: [UInt8]) -> Bool {
+        frame.count >= 2 && frame[0] == version && frame[1] == 4
     }
 
     static func encode(_ committed: CommittedBlock, to writer: inout CanonicalWriter) {

@@ -10,7 +10,7 @@ import Synchronization
 /// blocks), and performs their directives in order: persist the replica state (fsync) before
 /// sending anything that depends on it, then send, then arm timers. Committed blocks are in SQLite
 /// before the replica reports them (one database transaction per block; during catch-up one per
-/// batch of up to 64 fetched blocks).
+/// batch of up to 128 fetched blocks or 4,000 transactions).
 ///
 /// Throughput: frames that queued up while the node was busy are taken together and their
 /// directives performed as one group: one replica-state flush (the latest state covers every
@@ -21,7 +21,8 @@ import Synchronization
 ///
 /// It also serves catch-up: peers ask for committed blocks with certificates, and a node behind
 /// fetches them in batches, re-executes them (trusting the certificates for client signatures),
-/// and rejoins consensus without a restart.
+/// and rejoins consensus without a restart. Fetching and certificate checks run in a pipeline on
+/// their own queue (`CatchUpPipeline`) while this queue applies the blocks already verified.
 public final class ValidatorNode: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var genesis: Genesis
@@ -84,7 +85,12 @@ public final class ValidatorNode: @unchecked Sendable {
     var application: StoreApplication
     var links: (any PeerLinks)?
     var timers: [ReplicaTimer.Kind: (ReplicaTimer, DispatchWorkItem)] = [:]
-    var catchUp: (from: Height, peers: [ValidatorIndex], attempt: Int, retry: DispatchWorkItem)?
+    /// Fetches and verifies catch-up blocks on its own queue; the node's queue applies them.
+    var catchUp: CatchUpPipeline!
+    /// Verified catch-up runs waiting for the node's queue, in height order.
+    let catchUpInbox = Mutex<[CatchUpPipeline.Run]>([])
+    /// The links, for the catch-up pipeline's requests (sent from its own queue).
+    let sharedLinks = Mutex<(any PeerLinks)?>(nil)
     var waiters: [Hash: [CheckedContinuation<TransactionStatus, Never>]] = [:]
     /// Transactions admitted here and not yet committed or dropped.
     var pending = Set<Hash>()
@@ -187,6 +193,19 @@ public final class ValidatorNode: @unchecked Sendable {
         servingQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).serving")
         admissionQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).admission")
         eventHandler = events
+        catchUp = CatchUpPipeline(
+            genesis: configuration.genesis, suite: configuration.suite, label: "scf.node.\(configuration.me.value).catch-up",
+            send: { [weak self] frame, peer in
+                guard let links = self?.sharedLinks.withLock({ $0 }) else { return false }
+                links.send(frame, to: peer)
+                return true
+            },
+            deliver: { [weak self] run in self?.deliverCatchUp(run) },
+            refuse: { [weak self] peer, reason in
+                guard let node = self else { return }
+                node.queue.async { node.emit(.ignoredFrame(from: peer, reason: reason)) }
+            })
+        catchUp.ended = { [weak self] in self?.releaseParkedRelays() }
         let head = store.tip
         queue.sync {
             let output = replica.onRestart(persisted: persisted, head: head, now: configuration.clock(), application: &application)
@@ -196,7 +215,10 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Connects the node to its peers; frames from them go to `receive(_:from:)`.
     public func attach(_ links: any PeerLinks) {
-        queue.sync { self.links = links }
+        queue.sync {
+            self.links = links
+            sharedLinks.withLock { $0 = links }
+        }
     }
 
     // MARK: Inputs
@@ -211,7 +233,15 @@ public final class ValidatorNode: @unchecked Sendable {
         // Relayed client transactions go straight to the admission stage, so they keep their
         // order with the transactions clients submit here (one signer's nonces in sequence).
         if NodeMessage.carriesTransactions(frame) {
-            enqueueAdmission(Submission(frame: frame, from: peer))
+            if !park(frame, from: peer) { enqueueAdmission(Submission(frame: frame, from: peer)) }
+            return
+        }
+        // Catch-up answers go to the pipeline, which decodes and verifies them on its own queue.
+        if NodeMessage.carriesBlocks(frame) {
+            catchUp.queue.async { [self] in
+                queuedFrames.subtract(1, ordering: .relaxed)
+                catchUp.answer(frame, from: peer)
+            }
             return
         }
         let first = inbox.withLock { inbox in
@@ -219,6 +249,43 @@ public final class ValidatorNode: @unchecked Sendable {
             return inbox.count == 1
         }
         if first { queue.async { [self] in drainInbox() } }
+    }
+
+    /// Relayed transactions that arrived while catching up, for admission once it ends (bounded).
+    let parkedRelays = Mutex<(frames: [(frame: [UInt8], peer: ValidatorIndex)], bytes: Int)>(([], 0))
+    /// Bytes of relays parked at most; past it, new relays are dropped (the other validators keep
+    /// them in their pools).
+    static let maxParkedRelayBytes = 64 << 20
+
+    /// While catching up from far behind, keeps a relay frame for later: after a restart the peers
+    /// deliver every relay they queued while this node was down, mostly committed since, and this
+    /// node cannot judge them on its old state anyway; checking their signatures took a core from
+    /// the catch-up. Once it ends, `releaseParkedRelays` admits them, dropping the committed ones
+    /// unchecked. Only far behind (`CatchUpPipeline.farBehind`): a node a few blocks behind keeps
+    /// admitting relays at once, so they stay in order with what clients submit to it directly.
+    func park(_ frame: [UInt8], from peer: ValidatorIndex) -> Bool {
+        parkedRelays.withLock { parked in
+            guard catchUp.farBehind.load(ordering: .sequentiallyConsistent) else { return false }
+            queuedFrames.subtract(1, ordering: .relaxed)
+            if parked.bytes + frame.count <= Self.maxParkedRelayBytes {
+                parked.frames.append((frame, peer))
+                parked.bytes += frame.count
+            } else {
+                droppedFrames.add(1, ordering: .relaxed)
+            }
+            return true
+        }
+    }
+
+    func releaseParkedRelays() {
+        let frames = parkedRelays.withLock { parked in
+            defer { parked = ([], 0) }
+            return parked.frames
+        }
+        for (frame, peer) in frames {
+            queuedFrames.add(1, ordering: .relaxed)   // `drainAdmission` counts it out
+            enqueueAdmission(Submission(frame: frame, from: peer))
+        }
     }
 
     /// Handles every frame that arrived since the last group, then performs their directives.
@@ -246,8 +313,8 @@ public final class ValidatorNode: @unchecked Sendable {
                 enqueueAdmission(Submission(transactions: transactions, reply: nil))
             case .blocksRequest(let from, let limit):
                 serveBlocks(from: from, limit: limit, to: peer)
-            case .blocks(let blocks):
-                receiveBlocks(blocks, from: peer, now: configuration.clock())
+            case .blocks:
+                catchUp.receive(frame, from: peer)   // not reached: `receive` routes these
             }
         }
         flush()
@@ -312,6 +379,14 @@ public final class ValidatorNode: @unchecked Sendable {
                 }
             } catch {
                 undecodable.append((peer, "undecodable frame: \(error)"))
+            }
+        }
+        // Relayed transactions already committed here are dropped before their signatures are
+        // checked (a client's own submission still gets its answer from the pool's checks).
+        let relayed = submissions.filter { $0.reply == nil }.flatMap(\.transactions)
+        if !relayed.isEmpty, let committed = try? store.committedTransactionIDs(among: relayed.map(\.id)), !committed.isEmpty {
+            for index in submissions.indices where submissions[index].reply == nil {
+                submissions[index].transactions.removeAll { committed.contains($0.id) }
             }
         }
         var toCheck: [SignedTransaction] = []
@@ -453,7 +528,7 @@ public final class ValidatorNode: @unchecked Sendable {
         queue.sync {
             Status(height: store.tip.height, headHash: store.tip.hash, view: replica.view,
                    primary: configuration.genesis.validatorSet.primary(of: replica.view), isPrimary: replica.isPrimary,
-                   pooled: pending.count, catchingUp: catchUp != nil, halted: haltReason?.message)
+                   pooled: pending.count, catchingUp: catchUp.active.load(ordering: .relaxed), halted: haltReason?.message)
         }
     }
 
@@ -462,9 +537,9 @@ public final class ValidatorNode: @unchecked Sendable {
         queue.sync {
             for (_, timer) in timers { timer.1.cancel() }
             timers = [:]
-            catchUp?.retry.cancel()
-            catchUp = nil
+            catchUp.stop()
             links = nil
+            sharedLinks.withLock { $0 = nil }
             haltReason = haltReason ?? NodeError(.halted, "the node was stopped")
             for (_, list) in waiters { for waiter in list { waiter.resume(returning: .pending) } }
             waiters = [:]
@@ -583,7 +658,7 @@ public final class ValidatorNode: @unchecked Sendable {
         guard haltReason == nil else { return }
         haltReason = error
         for (_, timer) in timers { timer.1.cancel() }
-        catchUp?.retry.cancel()
+        catchUp.stop()
         emit(.halted(error))
     }
 
@@ -595,107 +670,92 @@ public final class ValidatorNode: @unchecked Sendable {
         let peers = request.peers.isEmpty
             ? configuration.genesis.validatorSet.validators.indices.map { ValidatorIndex(UInt16($0)) }.filter { $0 != configuration.me }
             : request.peers
-        guard catchUp == nil, !peers.isEmpty else { return }
-        requestBlocks(from: max(request.from, store.tip.height.next), peers: peers, attempt: 0)
+        catchUp.start(from: store.tip, peers: peers)
     }
 
-    func requestBlocks(from: Height, peers: [ValidatorIndex], attempt: Int) {
-        let peer = peers[attempt % peers.count]
-        let retry = DispatchWorkItem { [weak self] in
-            guard let self, let current = self.catchUp, current.attempt == attempt, current.from == from else { return }
-            self.catchUp = nil
-            if attempt + 1 < peers.count * 3 { self.requestBlocks(from: self.store.tip.height.next, peers: peers, attempt: attempt + 1) }
+    /// A verified run from the catch-up pipeline (on its queue): queued for the node's queue.
+    func deliverCatchUp(_ run: CatchUpPipeline.Run) {
+        let first = catchUpInbox.withLock { inbox in
+            inbox.append(run)
+            return inbox.count == 1
         }
-        catchUp?.retry.cancel()
-        catchUp = (from, peers, attempt, retry)
-        // Asked before the node has links (a restart asks from `init`): nothing was sent, so ask
-        // again soon, once the transport has had a moment to connect, rather than after 5 s.
-        let unsent = links == nil
-        links?.send(NodeMessage.blocksRequest(from: from, limit: NodeMessage.maxBlocksPerResponse).wireBytes, to: peer)
-        queue.asyncAfter(deadline: .now() + (unsent ? 0.5 : 5), execute: retry)
+        if first { queue.async { [self] in applyCatchUp() } }
     }
 
-    /// A catch-up answer. The next batch is asked for before this one is applied, so the peer
-    /// reads and sends it while this node executes and stores these blocks.
-    func receiveBlocks(_ blocks: [CommittedBlock], from peer: ValidatorIndex, now: ConsensusTime) {
-        guard let current = catchUp else { return }
-        // An answer to another request (an earlier one, or one made before a failed batch).
-        if let first = blocks.first, first.block.header.height != current.from { return }
-        current.retry.cancel()
-        catchUp = nil
-        // An empty answer: that peer has nothing above our head.
+    /// Blocks and transactions the node's queue applies in one turn at most (more wait for the
+    /// next turn, so consensus messages and status reads are not held up for long).
+    static let catchUpTurnBlocks = 256
+    static let catchUpTurnTransactions = 8_000
+
+    /// On the node's queue: executes, stores and commits verified catch-up runs. The runs'
+    /// certificates were checked by the pipeline; the replica checks the chain links again and
+    /// commits what `storeVerified` stored without executing it again.
+    func applyCatchUp() {
+        let (runs, more) = catchUpInbox.withLock { inbox -> ([CatchUpPipeline.Run], Bool) in
+            var count = 0, blocks = 0, transactions = 0
+            while count < inbox.count, blocks < Self.catchUpTurnBlocks, transactions < Self.catchUpTurnTransactions {
+                blocks += inbox[count].blocks.count
+                transactions += inbox[count].blocks.reduce(0) { $0 + $1.block.transactions.count }
+                count += 1
+            }
+            defer { inbox.removeFirst(count) }
+            return (Array(inbox.prefix(count)), inbox.count > count)
+        }
+        if more { queue.async { [self] in applyCatchUp() } }
+        let epoch = catchUp.epoch.load(ordering: .relaxed)
+        defer { for run in runs { catchUp.applied(run) } }
+        guard haltReason == nil else { return }
+        let current = runs.filter { $0.epoch == epoch }
+        let blocks = current.flatMap(\.blocks)
         guard let first = blocks.first, let last = blocks.last else { return }
-        emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: peer))
-        requestBlocks(from: last.block.header.height.next, peers: current.peers, attempt: current.attempt)
-        storeCertified(blocks)
-        collect(replica.onCommittedBlocks(blocks, now: now, application: &application))
+        emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: current[0].peer))
+        storeVerified(blocks)
+        collect(replica.onCommittedBlocks(blocks, now: configuration.clock(), application: &application, certificatesVerified: true))
         if application.hasStoredUncommitted {
-            // Not reached: the replica makes the same checks as `storeCertified` before it commits.
+            // Not reached: the replica makes the same checks as `storeVerified` before it commits.
             halt(NodeError(.storage, "the ledger holds catch-up blocks the consensus state did not commit; restart the node to resume from its ledger"))
             return
         }
         if store.tip.height < last.block.header.height {
-            // The batch did not apply (a bad block or certificate from that peer): ask the next one.
-            catchUp?.retry.cancel()
-            catchUp = nil
-            if current.attempt + 1 < current.peers.count * 3 {
-                requestBlocks(from: store.tip.height.next, peers: current.peers, attempt: current.attempt + 1)
-            }
+            catchUp.applyFailed(epoch: epoch, head: store.tip,
+                                reason: "certified blocks \(first.block.header.height)–\(last.block.header.height) did not apply on block \(store.tip.height); asking another validator")
         }
+        flush()
     }
 
-    /// Blocks stored per database transaction during catch-up.
-    static let catchUpBatch = 64
+    /// Blocks and transactions stored per database transaction during catch-up (at most).
+    static let catchUpBatch = 128
+    static let catchUpBatchTransactions = 4_000
 
-    /// Catch-up's fast path: stores the run of fetched blocks that extends the committed head in
-    /// database transactions of up to `catchUpBatch` blocks, before the replica is told, so a
-    /// node far behind does not flush to disk once per block. Only blocks whose height, chain
-    /// link, chain and certificate (a quorum of genesis validators' signatures, checked here on
-    /// every core) are right are stored; the run stops at the first that is not, and a batch that
-    /// does not re-execute to its headers stores nothing. The caller then hands all the blocks to
-    /// the replica, which commits the stored ones without executing them again (the commit it
-    /// reports is already durable) and checks, executes and commits or rejects the rest as before.
-    /// Certified blocks are final, so storing one at a height the replica is still voting on is
-    /// safe: the replica commits it in the same turn of the queue and drops any other block it
-    /// held at that height.
-    func storeCertified(_ blocks: [CommittedBlock]) {
+    /// Catch-up's fast path: stores the run of verified blocks that extends the committed head in
+    /// database transactions of up to `catchUpBatch` blocks, before the replica is told, so a node
+    /// far behind does not flush to disk once per block. Every block's certificate was verified by
+    /// the pipeline; the chain link to the head is checked here (live consensus may have committed
+    /// some of them meanwhile: those are skipped). A batch that does not re-execute to its headers
+    /// stores nothing. The caller then hands all the blocks to the replica, which commits the
+    /// stored ones without executing them again (the commit it reports is already durable) and
+    /// executes and commits or rejects the rest as before. Certified blocks are final, so storing
+    /// one at a height the replica is still voting on is safe: the replica commits it in the same
+    /// turn of the queue and drops any other block it held at that height.
+    func storeVerified(_ blocks: [CommittedBlock]) {
         let suite = configuration.suite
-        let genesis = configuration.genesis
-        let validators = genesis.validatorSet
-        let chainID = genesis.chainID
         var tip = store.tip
         var run: [CommittedBlock] = []
-        for committed in blocks.sorted(by: { $0.block.header.height < $1.block.header.height }) {
+        for committed in blocks {
             let header = committed.block.header
             if header.height <= tip.height { continue }
-            guard header.height == tip.height.next, header.previousHash == tip.hash, header.chainID == chainID,
-                  committed.certificate.height == header.height else { break }
+            guard header.height == tip.height.next, header.previousHash == tip.hash else { break }
             let next = ChainTip(header: header, suite: suite)
             guard committed.certificate.blockHash == next.hash else { break }
             run.append(committed)
             tip = next
         }
         guard run.count > 1 else { return }   // one block: the replica's own path costs the same
-        let candidates = run
-        let valid = Mutex([Bool](repeating: false, count: candidates.count))
-        let chunks = min(candidates.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 4)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            var index = chunk
-            var local: [Int] = []
-            while index < candidates.count {
-                if (try? candidates[index].certificate.verify(validators: validators, chainID: chainID, suite: suite)) != nil {
-                    local.append(index)
-                }
-                index += chunks
-            }
-            valid.withLock { for index in local { $0[index] = true } }
-        }
-        let verified = valid.withLock { $0.firstIndex(of: false) } ?? candidates.count
         var start = 0
-        while start < verified {
-            let end = min(verified, start + Self.catchUpBatch)
+        while start < run.count {
+            let end = CatchUpPipeline.runEnd(run, from: start, blocks: Self.catchUpBatch, transactions: Self.catchUpBatchTransactions)
             do {
-                try application.storeCertified(Array(candidates[start..<end]))
+                try application.storeCertified(Array(run[start..<end]))
             } catch {
                 return   // the replica finds and rejects the block that does not re-execute
             }
@@ -705,20 +765,24 @@ public final class ValidatorNode: @unchecked Sendable {
 
     func serveBlocks(from: Height, limit: UInt32, to peer: ValidatorIndex) {
         servingQueue.async { [self] in
+            let count = Int(min(limit, NodeMessage.maxBlocksPerResponse))
             var encoded: [[UInt8]] = []
             var bytes = 0
-            var height = from
-            while encoded.count < Int(min(limit, NodeMessage.maxBlocksPerResponse)), bytes < Self.maxCatchUpResponseBytes,
-                  let block = try? store.block(at: height) {
-                let one = NodeMessage.encode(block)
-                if !encoded.isEmpty, bytes + one.count > Self.maxCatchUpResponseBytes { break }
-                encoded.append(one)
-                bytes += one.count
-                height = height.next
+            let tip = store.tip.height
+            if from > .genesis, from <= tip, count > 0 {
+                // Read in batches (one query per batch, not per block), stopping at the byte budget.
+                let through = Height(min(tip.value, from.value + UInt64(count) - 1))
+                try? store.forEachBlock(from: from, through: through, batchSize: min(count, 128)) { block in
+                    let one = NodeMessage.encode(block)
+                    if !encoded.isEmpty, bytes + one.count > Self.maxCatchUpResponseBytes { return false }
+                    encoded.append(one)
+                    bytes += one.count
+                    return encoded.count < count && bytes < Self.maxCatchUpResponseBytes
+                }
             }
             // Answer even when there is nothing to send, so the asker does not wait for a timeout.
-            let frame = NodeMessage.blocksFrame(encoded)
-            queue.async { [self] in links?.send(frame, to: peer) }
+            // An error while reading sends the blocks read so far; the asker asks again from there.
+            sharedLinks.withLock { $0 }?.send(NodeMessage.blocksFrame(encoded), to: peer)
         }
     }
 }

@@ -18,9 +18,13 @@ final class MemoryNetwork: Sendable {
         }
     }
 
+    /// Rewrites a frame in flight (nil: deliver it as sent).
+    let tamper = Mutex<(@Sendable (_ frame: [UInt8], _ from: ValidatorIndex, _ to: ValidatorIndex) -> [UInt8]?)?>(nil)
+
     func deliver(_ frame: [UInt8], from: ValidatorIndex, to: ValidatorIndex) {
         guard nodes.withLock({ $0[from] != nil }), let node = nodes.withLock({ $0[to] }) else { return }
-        node.receive(frame, from: from)
+        let rewritten = tamper.withLock { $0 }.flatMap { $0(frame, from, to) }
+        node.receive(rewritten ?? frame, from: from)
     }
 
     func join(_ node: ValidatorNode) {
