@@ -294,6 +294,52 @@ public struct PreparedCertificate: Hashable, Sendable {
         prePrepare = try PrePrepare(from: &reader, suite: suite)
         prepares = try reader.readArray()
     }
+
+    // MARK: Without the block's transactions (in view changes)
+
+    /// True when the certificate carries only the block's header, not its transactions (see
+    /// `withoutBody`). Such a certificate proves the same thing (the proposal and prepares sign
+    /// the block hash, the hash of the header), but its block cannot be executed.
+    public var omitsBody: Bool { prePrepare.block.transactions.count != Int(prePrepare.block.header.transactionCount) }
+
+    /// The certificate with the block's header only. A view change carries blocks the sender has
+    /// already committed this way: whoever lacks one fetches it, certified, by catch-up. Without
+    /// this a view change after a run of large blocks outgrew the frame cap and could not be sent.
+    public func withoutBody() -> PreparedCertificate {
+        PreparedCertificate(prePrepare: PrePrepare(block: Block(header: prePrepare.block.header, transactions: []),
+                                                   proposal: prePrepare.proposal),
+                            prepares: prepares)
+    }
+
+    /// The view-change form: a marker byte, then the whole certificate (0) or the header-only one (1).
+    func encodeInViewChange(to writer: inout CanonicalWriter) {
+        if omitsBody {
+            writer.write(UInt8(1))
+            writer.write(prePrepare.proposal)
+            writer.write(prePrepare.block.header)
+            writer.write(prepares)
+        } else {
+            writer.write(UInt8(0))
+            encode(to: &writer)
+        }
+    }
+
+    init(inViewChangeFrom reader: inout CanonicalReader, suite: any CryptoSuite) throws {
+        switch try reader.readUInt8() {
+        case 0:
+            self = try PreparedCertificate(from: &reader, suite: suite)
+        case 1:
+            let proposal: ProposalSignature = try reader.read()
+            let header: BlockHeader = try reader.read()
+            // An empty block is always sent whole: one encoding per certificate.
+            guard header.transactionCount > 0 else { throw reader.error("a header-only certificate for an empty block") }
+            let prepares: [Prepare] = try reader.readArray()
+            self = PreparedCertificate(prePrepare: PrePrepare(block: Block(header: header, transactions: []), proposal: proposal),
+                                       prepares: prepares)
+        case let marker:
+            throw reader.error("unknown prepared-certificate form \(marker)")
+        }
+    }
 }
 
 /// VIEW-CHANGE: a replica asks to move to `newView`, with its stable checkpoint and every block
@@ -318,7 +364,7 @@ public struct ViewChange: Hashable, Sendable {
     func writeBody(to writer: inout CanonicalWriter) {
         writer.write(newView); writer.write(replica); writer.write(checkpoint)
         writer.write(UInt32(prepared.count))
-        for certificate in prepared { certificate.encode(to: &writer) }
+        for certificate in prepared { certificate.encodeInViewChange(to: &writer) }
     }
 
     public func digest(chainID: String, suite: any CryptoSuite) -> Hash {
@@ -366,7 +412,7 @@ public struct ViewChange: Hashable, Sendable {
         newView = try reader.read(); replica = try reader.read(); checkpoint = try reader.read()
         let count = try reader.readCount()
         var prepared: [PreparedCertificate] = []
-        for _ in 0..<count { prepared.append(try PreparedCertificate(from: &reader, suite: suite)) }
+        for _ in 0..<count { prepared.append(try PreparedCertificate(inViewChangeFrom: &reader, suite: suite)) }
         self.prepared = prepared
         signature = try reader.read()
     }

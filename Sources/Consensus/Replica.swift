@@ -468,8 +468,12 @@ public struct Replica: Sendable {
                 // prepared in the view, to finish those heights.
                 if let newView = lastNewView, newView.view == view {
                     let decision = ViewChangeDecision(viewChanges: newView.viewChanges)
+                    let bodies = knownBodies(newView)
                     for (certificate, proposal) in zip(decision.chain, newView.proposals) where certificate.height > head.height {
-                        var slot = Slot(prePrepare: PrePrepare(block: certificate.prePrepare.block, proposal: proposal))
+                        // A header-only block missing here was committed elsewhere: the catch-up
+                        // requested below fetches it.
+                        guard let block = certificate.omitsBody ? bodies[certificate.blockHash] : certificate.prePrepare.block else { continue }
+                        var slot = Slot(prePrepare: PrePrepare(block: block, proposal: proposal))
                         slot.carriedOver = true
                         slots[certificate.height.value] = slot
                     }
@@ -664,8 +668,14 @@ public struct Replica: Sendable {
         arm(into: &out)
     }
 
+    /// Every block prepared above the stable checkpoint, as PBFT requires; those this replica has
+    /// already committed go header-only (`PreparedCertificate.withoutBody`): the decision needs
+    /// only their hashes and links, and a replica that lacks one fetches it with its commit
+    /// certificate. So a view change carries at most the pipeline's uncommitted blocks in full.
     func makeViewChange(to target: View) -> ViewChange {
-        let certificates = prepared.keys.sorted().compactMap { prepared[$0] }.filter { $0.height > stableCheckpoint.height && $0.view < target }
+        let certificates = prepared.keys.sorted().compactMap { prepared[$0] }
+            .filter { $0.height > stableCheckpoint.height && $0.view < target }
+            .map { $0.height <= head.height ? $0.withoutBody() : $0 }
         return try! ViewChange.sign(newView: target, replica: me, checkpoint: stableCheckpoint, prepared: certificates,
                                     chainID: chainID, key: configuration.key, suite: suite)
     }
@@ -760,6 +770,20 @@ public struct Replica: Sendable {
         return .accepted
     }
 
+    /// Whole blocks this replica can use for a NEW-VIEW's header-only certificates, by hash: from
+    /// the view changes it carries, this replica's prepared certificates and its pre-prepares.
+    func knownBodies(_ message: NewView) -> [Hash: Block] {
+        var bodies: [Hash: Block] = [:]
+        for change in message.viewChanges {
+            for certificate in change.prepared where !certificate.omitsBody { bodies[certificate.blockHash] = certificate.prePrepare.block }
+        }
+        for certificate in prepared.values where !certificate.omitsBody { bodies[certificate.blockHash] = certificate.prePrepare.block }
+        for slot in slots.values {
+            if let prePrepare = slot.prePrepare { bodies[prePrepare.blockHash] = prePrepare.block }
+        }
+        return bodies
+    }
+
     mutating func install<A: ReplicaApplication>(_ message: NewView, decision: ViewChangeDecision, application: inout A,
                                                 into out: inout ReplicaOutput) {
         view = message.view
@@ -774,6 +798,7 @@ public struct Replica: Sendable {
         }
         for (replica, change) in latestViewChange where change.newView <= view { latestViewChange[replica] = nil }
         if decision.checkpoint.height > stableCheckpoint.height { adoptStableCheckpoint(decision.checkpoint, into: &out) }
+        let bodies = knownBodies(message)
         slots = [:]
         proposed = []
         ownProposals = [:]
@@ -794,13 +819,25 @@ public struct Replica: Sendable {
             votesForCommitted[certificate.height.value] = votes
             for vote in votes { out.directives.append(.broadcast(vote)) }
         }
+        var missingBody: Height?
         for (certificate, proposal) in zip(decision.chain, message.proposals) where certificate.height > head.height {
-            var slot = Slot(prePrepare: PrePrepare(block: certificate.prePrepare.block, proposal: proposal))
+            guard let block = certificate.omitsBody ? bodies[certificate.blockHash] : certificate.prePrepare.block else {
+                // Only a replica that had committed it sends a block header-only, so it is
+                // committed and certified: catch-up fetches it.
+                missingBody = missingBody ?? certificate.height
+                continue
+            }
+            var slot = Slot(prePrepare: PrePrepare(block: block, proposal: proposal))
             slot.carriedOver = true
             slots[certificate.height.value] = slot
-            for transaction in certificate.prePrepare.block.transactions { proposed.insert(transaction.id) }
+            for transaction in block.transactions { proposed.insert(transaction.id) }
         }
-        if decision.checkpoint.height > head.height { requestSync(target: decision.checkpoint.height, force: false, into: &out) }
+        if let missingBody {
+            let lastHeaderOnly = decision.chain.last(where: { $0.omitsBody })?.height ?? missingBody
+            requestSync(target: max(missingBody, lastHeaderOnly, decision.checkpoint.height), force: true, into: &out)
+        } else if decision.checkpoint.height > head.height {
+            requestSync(target: decision.checkpoint.height, force: false, into: &out)
+        }
         forwardPool(into: &out)   // the new primary may never have seen them
     }
 
