@@ -108,8 +108,9 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Transaction batches waiting for the admission stage, in arrival order.
     let admissionInbox = Mutex<[Submission]>([])
     /// Transaction ids this node has taken into admission recently (bounded): a copy relayed by
-    /// another validator is not checked a second time.
-    let seen = Mutex(SeenIDs(limit: 300_000))
+    /// another validator is not checked a second time. A relayed copy arrives within a second or
+    /// two; 65,536 ids are many seconds of load at any rate this machine reaches.
+    let seen = Mutex(SeenIDs(limit: 65_536))
     /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
     /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
     let queuedFrames = Atomic<Int>(0)
@@ -149,22 +150,30 @@ public final class ValidatorNode: @unchecked Sendable {
         }
     }
 
-    /// A bounded set of transaction ids, oldest forgotten first.
+    /// A bounded set of transaction ids, oldest forgotten first: a set plus a ring of the ids in
+    /// insertion order, both allocated once at `limit` (about 6 MB for 65,536 ids).
     struct SeenIDs {
-        var ids = Set<Hash>()
-        var order: [Hash] = []
-        var start = 0
+        var ids: Set<Hash>
+        var ring: [Hash]
+        /// Where the next id goes in `ring` (the oldest once the ring is full).
+        var next = 0
         let limit: Int
-        init(limit: Int) { self.limit = limit }
+        init(limit: Int) {
+            self.limit = max(1, limit)
+            ids = Set(minimumCapacity: self.limit)
+            ring = []
+            ring.reserveCapacity(self.limit)
+        }
         /// Whether the id is new (and remembers it).
         mutating func insert(_ id: Hash) -> Bool {
             guard ids.insert(id).inserted else { return false }
-            order.append(id)
-            if order.count - start > limit {
-                ids.remove(order[start])
-                start += 1
-                if start > limit { order.removeFirst(start); start = 0 }
+            if ring.count < limit {
+                ring.append(id)
+            } else {
+                ids.remove(ring[next])
+                ring[next] = id
             }
+            next = (next + 1) % limit
             return true
         }
         mutating func remove(_ id: Hash) { ids.remove(id) }
