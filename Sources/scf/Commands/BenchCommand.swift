@@ -56,6 +56,9 @@ struct Bench: AsyncParsableCommand {
         }
         if let transactions, transactions <= 0 { throw ValidationError("--transactions must be positive") }
         if let catchUp, catchUp <= 0 { throw ValidationError("--catch-up must be positive") }
+        if catchUp != nil, ramp, !halfLoad {
+            throw ValidationError("--catch-up runs after a fixed-rate load: use it with --rate, or with --half-load (its fixed half)")
+        }
         if !nodes.isEmpty {
             guard nodes.count == 4, cluster != nil else { throw ValidationError("--node takes the four nodes' API URLs, with --cluster DIR from `scf bench --setup DIR`") }
             guard nodes.allSatisfy({ URL(string: $0)?.scheme == "http" }) else { throw ValidationError("--node takes http URLs such as http://127.0.0.1:8100") }
@@ -205,9 +208,11 @@ struct BenchRunner {
         }
         let warmUpRate = min(measured.first ?? 100, 1_000)
         let warmUp = Array(repeating: warmUpRate, count: settings.warmUp)
-        let catchUpRate = offeredRate ?? settings.rampFrom
-        let catchUpRounds = settings.catchUp.map { total in
-            Array(repeating: catchUpRate, count: total / catchUpRate) + (total % catchUpRate > 0 ? [total % catchUpRate] : [])
+        // Catch-up follows fixed-rate loads only: a ramp stops offering at saturation, so the
+        // script's later rounds would follow nonces that were never offered and every catch-up
+        // transaction would commit as refused (nonceGap), a cheaper history than a real one.
+        let catchUpRounds = offeredRate.flatMap { rate in
+            settings.catchUp.map { total in Array(repeating: rate, count: total / rate) + (total % rate > 0 ? [total % rate] : []) }
         } ?? []
         let totalCount = (warmUp + measured + catchUpRounds).reduce(0, +)
         log("generating \(totalCount) signed transactions from \(test.genesis.members.count) members…")
@@ -335,6 +340,7 @@ struct BenchRunner {
         var report = CatchUpReport(node: "node-\(lagging)", transactions: outcome.committed, blocks: Int(target.value - startHeight.value),
                                    seconds: seconds, secondsAfterAPIUp: afterStart)
         report.refused = outcome.refused.values.reduce(0, +)
+        report.executionRejections = await checkExecution(ids: outcome.committedIDs, cluster: cluster)
         log(String(format: "  caught up %d transactions (%d blocks) in %.2f s including process start: %.0f tx/s",
                    report.transactions, report.blocks, seconds, report.transactionsPerSecond))
         return report

@@ -309,6 +309,12 @@ struct SessionReport: Codable, Sendable {
                               Double(catchUp.transactions) / catchUp.secondsAfterAPIUp)
             }
             out += "\n"
+            if let check = catchUp.executionRejections {
+                let rejected = check.rejectedByCode.values.reduce(0, +)
+                out += "  catch-up history     \(rejected) of \(check.checked) checked transactions refused in blocks"
+                    + (check.rejectedByCode.isEmpty ? "" : ": " + check.rejectedByCode.keys.sorted().map { "\($0) \(check.rejectedByCode[$0]!)" }.joined(separator: ", "))
+                    + "\n"
+            }
         }
         return out
     }
@@ -358,6 +364,9 @@ struct CatchUpReport: Codable, Sendable {
     var seconds: Double
     var secondsAfterAPIUp: Double
     var refused = 0
+    /// A sample of the history's transactions: how many committed as refused (a history of
+    /// refusals replays faster than real work, so the figure is only meaningful when this is 0).
+    var executionRejections: ExecutionCheck?
     /// Transactions of history per second, including the process start.
     var transactionsPerSecond: Double
 
