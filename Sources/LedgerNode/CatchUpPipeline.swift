@@ -51,11 +51,6 @@ final class CatchUpPipeline: @unchecked Sendable {
         var timeoutSeconds = 5.0
         /// Retry delay when the node has no links yet (a restart asks before the transport connects).
         var unsentRetrySeconds = 0.5
-        /// A request to every peer is sent again this often, up to `maxRebroadcasts` times, before
-        /// the silence counts as a failure: a restarting node's transport may drop the first
-        /// copies while it starts and its connections come up.
-        var rebroadcastSeconds = 0.25
-        var maxRebroadcasts = 12
     }
 
     /// Blocks this pipeline verified, in height order, for the node to apply.
@@ -105,10 +100,9 @@ final class CatchUpPipeline: @unchecked Sendable {
     var limit: UInt32
     var answerGoal = 0
     /// The request waiting for its answer; `peer` nil: asked of every peer, the first answer wins.
-    var outstanding: (serial: UInt64, peer: ValidatorIndex?, from: Height, limit: UInt32, sent: Bool)?
+    var outstanding: (serial: UInt64, peer: ValidatorIndex?, from: Height, limit: UInt32)?
     /// Peers that answered a request to every peer with nothing.
     var emptyAnswers: Set<ValidatorIndex> = []
-    var rebroadcasts = 0
     var serial: UInt64 = 0
     var bufferedBytes = 0
     var exhausted = false
@@ -181,16 +175,6 @@ final class CatchUpPipeline: @unchecked Sendable {
         queue.sync { end() }
     }
 
-    /// The node has links now: a request made before (a restart asks from `init`) goes out at once
-    /// instead of at its retry.
-    func linksAttached() {
-        queue.async { [self] in
-            guard running, let request = outstanding, !request.sent else { return }
-            outstanding = nil
-            requestIfRoom(everyPeer: request.peer == nil)
-        }
-    }
-
     // MARK: On the pipeline's queue
 
     func begin(from head: ChainTip) {
@@ -200,8 +184,6 @@ final class CatchUpPipeline: @unchecked Sendable {
         limit = settings.firstRequestBlocks
         answerGoal = settings.firstAnswerGoalBytes
         outstanding = nil
-        rebroadcasts = 0
-        emptyAnswers = []
         requestIfRoom(everyPeer: true)
     }
 
@@ -226,22 +208,18 @@ final class CatchUpPipeline: @unchecked Sendable {
         guard running, outstanding == nil, !exhausted, bufferedBytes + settings.maxAnswerBytes <= settings.maxBufferedBytes else { return }
         serial += 1
         let peer = everyPeer && peers.count > 1 ? nil : peers[attempt % peers.count]
-        var request = (serial: serial, peer: peer, from: nextRequest, limit: limit, sent: false)
-        let frame = NodeMessage.blocksRequest(from: request.from, limit: request.limit).wireBytes
-        for target in peer.map({ [$0] }) ?? peers { request.sent = send(frame, target) || request.sent }
+        let request = (serial: serial, peer: peer, from: nextRequest, limit: limit)
         outstanding = request
-        let sent = request.sent, serial = request.serial, from = request.from
-        let rebroadcast = sent && peer == nil && rebroadcasts < settings.maxRebroadcasts
-        let wait = rebroadcast ? settings.rebroadcastSeconds : sent ? settings.timeoutSeconds : settings.unsentRetrySeconds
-        queue.asyncAfter(deadline: .now() + wait) { [self] in
-            guard running, let current = outstanding, current.serial == serial else { return }
-            if rebroadcast {
-                rebroadcasts += 1
-                outstanding = nil
-                requestIfRoom(everyPeer: true)
-            } else if sent {
+        emptyAnswers = []
+        let frame = NodeMessage.blocksRequest(from: request.from, limit: request.limit).wireBytes
+        var anySent = false
+        for target in peer.map({ [$0] }) ?? peers { anySent = send(frame, target) || anySent }
+        let sent = anySent
+        queue.asyncAfter(deadline: .now() + (sent ? settings.timeoutSeconds : settings.unsentRetrySeconds)) { [self] in
+            guard running, let current = outstanding, current.serial == request.serial else { return }
+            if sent {
                 fail(peer ?? peers[attempt % peers.count],
-                     "no answer to a catch-up request from height \(from) within \(settings.timeoutSeconds) s; asking another validator")
+                     "no answer to a catch-up request from height \(request.from) within \(settings.timeoutSeconds) s; asking another validator")
             } else {
                 outstanding = nil   // no links yet: ask again, not a failure of the peer
                 requestIfRoom(everyPeer: everyPeer)

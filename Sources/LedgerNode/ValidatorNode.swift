@@ -220,7 +220,6 @@ public final class ValidatorNode: @unchecked Sendable {
             let output = replica.onRestart(persisted: persisted, head: head, now: configuration.clock(), application: &application)
             perform(output)
         }
-        if !catchUp.active.load(ordering: .sequentiallyConsistent) { restarting.store(false, ordering: .sequentiallyConsistent) }
     }
 
     /// Connects the node to its peers; frames from them go to `receive(_:from:)`.
@@ -229,7 +228,6 @@ public final class ValidatorNode: @unchecked Sendable {
             self.links = links
             sharedLinks.withLock { $0 = links }
         }
-        catchUp.linksAttached()
     }
 
     // MARK: Inputs
@@ -264,9 +262,6 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Relayed transactions that arrived while catching up, for admission once it ends (bounded).
     let parkedRelays = Mutex<(frames: [(frame: [UInt8], peer: ValidatorIndex)], bytes: Int)>(([], 0))
-    /// True from start-up until the first catch-up ends: relays are parked during it however far
-    /// behind the node is, since its peers flush the relays they queued for it as it reconnects.
-    let restarting = Atomic<Bool>(true)
     /// Bytes of relays parked at most; past it, new relays are dropped (the other validators keep
     /// them in their pools).
     static let maxParkedRelayBytes = 64 << 20
@@ -275,13 +270,11 @@ public final class ValidatorNode: @unchecked Sendable {
     /// deliver every relay they queued while this node was down, mostly committed since, and this
     /// node cannot judge them on its old state anyway; checking their signatures took a core from
     /// the catch-up. Once it ends, `releaseParkedRelays` admits them, dropping the committed ones
-    /// unchecked. Only in the catch-up that follows a restart or far behind (`CatchUpPipeline.farBehind`):
-    /// a running node a few blocks behind keeps admitting relays at once, so they stay in order
-    /// with what clients submit to it directly.
+    /// unchecked. Only far behind (`CatchUpPipeline.farBehind`): a node a few blocks behind keeps
+    /// admitting relays at once, so they stay in order with what clients submit to it directly.
     func park(_ frame: [UInt8], from peer: ValidatorIndex) -> Bool {
         parkedRelays.withLock { parked in
-            guard catchUp.active.load(ordering: .sequentiallyConsistent),
-                  restarting.load(ordering: .sequentiallyConsistent) || catchUp.farBehind.load(ordering: .sequentiallyConsistent) else { return false }
+            guard catchUp.farBehind.load(ordering: .sequentiallyConsistent) else { return false }
             queuedFrames.subtract(1, ordering: .relaxed)
             if parked.bytes + frame.count <= Self.maxParkedRelayBytes {
                 parked.frames.append((frame, peer))
@@ -294,7 +287,6 @@ public final class ValidatorNode: @unchecked Sendable {
     }
 
     func releaseParkedRelays() {
-        restarting.store(false, ordering: .sequentiallyConsistent)
         let frames = parkedRelays.withLock { parked in
             defer { parked = ([], 0) }
             return parked.frames

@@ -118,7 +118,6 @@ import Testing
         settings.maxRequestBlocks = 8
         settings.runBlocks = 2
         settings.timeoutSeconds = 600
-        settings.maxRebroadcasts = 0
         let pipeline = CatchUpPipeline(genesis: genesis, suite: suite, label: "test.catch-up", settings: settings,
                                        send: { frame, peer in
                                            if case .blocksRequest(let from, let limit) = try? NodeMessage(wireBytes: frame, suite: suite) {
