@@ -82,6 +82,8 @@ final class CatchUpPipeline: @unchecked Sendable {
     /// not just a few blocks (a backup's timer asks for catch-up often in normal operation).
     let farBehind = Atomic<Bool>(false)
     static let farBehindTransactions = 5_000
+    /// Whether this catch-up has fetched any block: the node's head is known to be behind.
+    let fetchedBlocks = Atomic<Bool>(false)
     var fetchedTransactions = 0
     /// Runs of an earlier epoch are dropped by the node.
     let epoch = Atomic<UInt64>(0)
@@ -194,6 +196,7 @@ final class CatchUpPipeline: @unchecked Sendable {
         fetchedTransactions = 0
         active.store(false, ordering: .sequentiallyConsistent)
         farBehind.store(false, ordering: .sequentiallyConsistent)
+        fetchedBlocks.store(false, ordering: .sequentiallyConsistent)
         ended?()
     }
 
@@ -268,6 +271,7 @@ final class CatchUpPipeline: @unchecked Sendable {
         }
         if request.peer == nil, let index = peers.firstIndex(of: peer) { attempt = index }   // the first to answer serves the rest
         fetchedTransactions += blocks.reduce(0) { $0 + $1.block.transactions.count }
+        fetchedBlocks.store(true, ordering: .sequentiallyConsistent)
         if fetchedTransactions >= Self.farBehindTransactions { farBehind.store(true, ordering: .sequentiallyConsistent) }
         // Ask for the next range now, so the peer reads and sends it while these are checked.
         outstanding = nil

@@ -62,6 +62,14 @@ public struct StoreApplication: ReplicaApplication {
     /// Set by the shell around one group of admissions.
     public var preverified: [Hash: PublicKey] = [:]
 
+    /// Whether this node's committed state is known to be current: no proposal above the head
+    /// is waiting to execute and no catch-up is fetching blocks. Only then does admission dry-run a
+    /// transaction against every rule. A node that is a block or two behind would otherwise
+    /// refuse, say, a transfer of a fragment another validator has already committed (the
+    /// client saw that commit and moved on to this node); while behind, the transaction enters
+    /// the pool and its execution gives the definitive answer. Set by the shell per group.
+    public var headIsCurrent = true
+
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
         lastAdmissionRejection = check(transaction)
         if lastAdmissionRejection == nil {
@@ -92,8 +100,9 @@ public struct StoreApplication: ReplicaApplication {
             }
             // The signer's next transaction is checked against every rule on the latest committed
             // state, so an obvious refusal is answered now rather than committed as refused. Later
-            // nonces depend on transactions still in the pool and are checked when they execute.
-            if transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
+            // nonces depend on transactions still in the pool and are checked when they execute,
+            // and so is everything while the head is behind (see `headIsCurrent`).
+            if headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
         } catch {
             return Rejection(.invalidState, "the node could not read its ledger: \(error)")
         }

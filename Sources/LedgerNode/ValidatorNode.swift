@@ -449,6 +449,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
         guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
         application.preverified = verified
+        application.headIsCurrent = replica.inFlightHeights.isEmpty && !catchUp.fetchedBlocks.load(ordering: .relaxed)
         var replies: [(@Sendable ([Rejection?]) -> Void, [Rejection?])] = []
         for submission in submissions {
             var answers: [Rejection?] = []
@@ -461,6 +462,7 @@ public final class ValidatorNode: @unchecked Sendable {
             if let reply = submission.reply { replies.append((reply, answers)) }
         }
         application.preverified = [:]
+        application.headIsCurrent = true
         // Relay (and persist, and send) before answering: a client that then submits its next
         // nonce to another validator finds this one already on its way.
         flush()

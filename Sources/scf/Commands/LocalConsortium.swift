@@ -18,6 +18,8 @@ final class LocalConsortium: @unchecked Sendable {
     let apiPorts: [Int]
     private var processes: [Int: Process] = [:]
     private var nonces: [MemberID: UInt64] = [:]
+    /// The highest block a submission was answered from (see `submit`).
+    private var lastCommitted: Height?
 
     static let members: [(MemberID, String, Roles, String)] = [
         ("operator", "SCF Consortium Operations Co., Ltd", [.operator_], "91310000MA1K000006"),
@@ -126,6 +128,11 @@ final class LocalConsortium: @unchecked Sendable {
 
     /// Signs `operation` as `signer` with its next nonce and submits it to node `index`, waiting for the outcome.
     func submit(_ signer: MemberID, _ operation: LedgerOperation, to index: Int) async throws -> (SignedTransaction, TransactionView) {
+        // Read your writes: a node answers on the state it has executed, so wait until this one
+        // holds the block of the last commit seen here (usually at once) before it is asked to
+        // admit what may depend on it. (A node that is a block behind admits such a transaction
+        // anyway and lets execution decide, but only for blocks it has been sent already.)
+        if let seen = lastCommitted { try await waitForHeight(index, seen, seconds: 30) }
         let nonce = nonces[signer, default: 0] + 1
         nonces[signer] = nonce
         let transaction = try SignedTransaction.sign(TransactionBody(chainID: genesis.chainID, signer: signer, nonce: nonce, operation: operation),
@@ -139,6 +146,7 @@ final class LocalConsortium: @unchecked Sendable {
         guard let view = try? JSONDecoder().decode(TransactionView.self, from: data) else {
             throw CLIError("node-\(index) answered: \(String(decoding: data, as: UTF8.self))")
         }
+        if let height = view.height { lastCommitted = max(lastCommitted ?? height, height) }
         return (transaction, view)
     }
 
