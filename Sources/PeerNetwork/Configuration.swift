@@ -70,6 +70,9 @@ public struct PeerTransportConfiguration: Sendable {
     public var outboundQueueFrameLimit: Int = 8192
     /// Bytes held per peer before the oldest frames are dropped; at least `maxFrameLength`.
     public var outboundQueueByteLimit: Int = 64 << 20
+    /// Frames queued for a peer longer than this are dropped when its connection comes up (see
+    /// `PeerLink`): a short outage loses nothing, a long one leaves the peer to catch up from blocks.
+    public var outboundQueueMaxAge: Duration = .seconds(2)
     /// Time from TCP connect to an authenticated peer; slower connections are closed.
     public var handshakeTimeout: Duration = .seconds(5)
     public var connectTimeout: Duration = .seconds(3)
@@ -108,6 +111,7 @@ public struct PeerTransportConfiguration: Sendable {
         if !(0...65_535).contains(listenAddress.port) { problems.append("listen port \(listenAddress.port) is out of range") }
         if maxFrameLength < 1 || maxFrameLength > Int(UInt32.max) { problems.append("maxFrameLength must be 1...\(UInt32.max)") }
         if outboundQueueFrameLimit < 1 { problems.append("outboundQueueFrameLimit must be positive") }
+        if outboundQueueMaxAge < .zero { problems.append("outboundQueueMaxAge must not be negative") }
         if outboundQueueByteLimit < maxFrameLength { problems.append("outboundQueueByteLimit must be at least maxFrameLength") }
         if keepaliveInterval <= .zero || idleTimeout <= keepaliveInterval {
             problems.append("idleTimeout must exceed keepaliveInterval, which must be positive")

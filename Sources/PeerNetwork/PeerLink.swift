@@ -9,13 +9,20 @@ import Synchronization
 /// queue holds `frameLimit` frames or `byteLimit` bytes, the oldest frames are dropped to make
 /// room. Consensus tolerates lost messages (it retransmits through view changes and catch-up),
 /// and the newest messages are the useful ones. The queue survives reconnects, so a short
-/// outage loses only what was in flight. Frames move from the queue into the connection only
+/// outage loses only what was in flight; but frames older than `maxAge` when a connection comes
+/// up are dropped then (counted as dropped): after a long outage the peer catches up from blocks,
+/// and hours of stale relays and votes would only cost it work (a restarted validator used to
+/// spend seconds checking the signatures of relayed transactions long committed). Frames move from the queue into the connection only
 /// while the connection is writable (its buffered bytes are under the high-water mark), so a
 /// peer that stops reading holds at most the queue limits plus one write batch of memory here.
 final class PeerLink: Sendable {
     let peer: ValidatorIndex
     let frameLimit: Int
     let byteLimit: Int
+    /// Frames queued longer than this (nanoseconds) are dropped when a connection comes up.
+    let maxAgeNanoseconds: UInt64
+    /// Monotonic nanoseconds (injectable for tests).
+    let now: @Sendable () -> UInt64
 
     /// Frames are coalesced into writes of about this many bytes.
     static let batchBytes = 128 << 10
@@ -24,6 +31,8 @@ final class PeerLink: Sendable {
 
     private struct State {
         var queue = CircularBuffer<[UInt8]>(initialCapacity: 16)
+        /// When each queued frame was queued (`now()`), parallel to `queue`.
+        var queuedAt = CircularBuffer<UInt64>(initialCapacity: 16)
         var queuedBytes = 0
         var channel: (any Channel)?
         var drainScheduled = false
@@ -35,10 +44,14 @@ final class PeerLink: Sendable {
 
     private let state = Mutex(State())
 
-    init(peer: ValidatorIndex, frameLimit: Int, byteLimit: Int) {
+    init(peer: ValidatorIndex, frameLimit: Int, byteLimit: Int, maxAge: Duration = .seconds(2),
+         now: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }) {
         self.peer = peer
         self.frameLimit = frameLimit
         self.byteLimit = byteLimit
+        let (seconds, attoseconds) = maxAge.components
+        self.maxAgeNanoseconds = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+        self.now = now
     }
 
     /// Queues `frame`; the second value is true when this call started an overflow episode.
@@ -48,9 +61,11 @@ final class PeerLink: Sendable {
             while !state.queue.isEmpty
                 && (state.queue.count >= frameLimit || state.queuedBytes + frame.count > byteLimit) {
                 state.queuedBytes -= state.queue.removeFirst().count
+                state.queuedAt.removeFirst()
                 dropped += 1
             }
             state.queue.append(frame)
+            state.queuedAt.append(now())
             state.queuedBytes += frame.count
             var started = false
             if dropped > 0 {
@@ -75,7 +90,13 @@ final class PeerLink: Sendable {
 
     /// Makes `channel` the peer's connection; returns the connection it replaces.
     func attach(_ channel: any Channel) -> (replaced: (any Channel)?, receivingPaused: Bool) {
+        let time = now()
         let (replaced, paused, drainNow): ((any Channel)?, Bool, Bool) = state.withLock { state in
+            while let queued = state.queuedAt.first, time &- queued > maxAgeNanoseconds {
+                state.queuedBytes -= state.queue.removeFirst().count
+                state.queuedAt.removeFirst()
+                state.droppedTotal += 1
+            }
             let old = state.channel
             state.channel = channel
             state.establishedCount += 1
@@ -147,6 +168,7 @@ final class PeerLink: Sendable {
                 var bytes = 0
                 while let next = state.queue.first, taken.isEmpty || bytes + next.count <= Self.batchBytes {
                     taken.append(state.queue.removeFirst())
+                    state.queuedAt.removeFirst()
                     state.queuedBytes -= next.count
                     bytes += next.count
                 }

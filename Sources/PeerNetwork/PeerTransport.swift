@@ -16,7 +16,8 @@ import Synchronization
 /// - Outbound: ``send(_:to:)`` queues a frame in the peer's bounded drop-oldest queue (see
 ///   ``PeerTransportConfiguration/outboundQueueFrameLimit``) and returns at once; it never
 ///   blocks and never awaits. Frames queued while a peer is disconnected are sent when it
-///   reconnects, if they are still in the queue.
+///   reconnects, if they are still in the queue and younger than
+///   ``PeerTransportConfiguration/outboundQueueMaxAge``.
 /// - Inbound: `onFrame` is called on an event-loop thread for every frame from an authenticated
 ///   peer, in order per peer, and concurrently for different peers. It must return quickly
 ///   (hand the frame to your own queue); while it runs, that connection reads nothing.
@@ -166,7 +167,7 @@ final class TransportCore: Sendable {
         for position in genesis.validators.indices where position != Int(configuration.localIndex.value) {
             let index = ValidatorIndex(UInt16(position))
             links[index] = PeerLink(peer: index, frameLimit: configuration.outboundQueueFrameLimit,
-                                    byteLimit: configuration.outboundQueueByteLimit)
+                                    byteLimit: configuration.outboundQueueByteLimit, maxAge: configuration.outboundQueueMaxAge)
         }
         self.links = links
         self.peerOrder = links.keys.sorted()
