@@ -194,19 +194,24 @@ public struct StoreApplication: ReplicaApplication {
     }
 
     /// Catch-up: re-executes certified blocks that extend the committed head (client signatures
-    /// trusted) and stores them in one database transaction (`LedgerStore.appendCertified`).
-    /// The caller must have verified each certificate against the genesis validators, and must
-    /// then hand the same blocks to the replica (`onCommittedBlocks`), which commits them through
-    /// `validate` and `commit` without executing or writing them again. Throws, storing nothing,
-    /// if any block does not re-execute to its header.
-    public mutating func storeCertified(_ blocks: [CommittedBlock]) throws {
-        let results = try store.appendCertified(blocks, executor: executor)
-        databaseCommits += 1
-        for (committed, result) in zip(blocks, results) {
-            stored[committed.certificate.blockHash] = (committed.block.header.height, result.receipts)
+    /// trusted) and stores each batch in one database transaction, executing the next batch while
+    /// the one before is written (`LedgerStore.appendCertified(batches:executor:)`). The caller
+    /// must have verified each certificate against the genesis validators, and must then hand the
+    /// same blocks to the replica (`onCommittedBlocks`), which commits the stored ones through
+    /// `validate` and `commit` without executing or writing them again. Throws if a batch does
+    /// not re-execute to its headers (or cannot be written): the batches before it are stored and
+    /// recorded, nothing of it or after it is.
+    public mutating func storeCertified(batches: [[CommittedBlock]]) throws {
+        let (results, error) = store.appendCertified(batches: batches, executor: executor)
+        for (blocks, batchResults) in zip(batches.filter { !$0.isEmpty }, results) {
+            databaseCommits += 1
+            for (committed, result) in zip(blocks, batchResults) {
+                stored[committed.certificate.blockHash] = (committed.block.header.height, result.receipts)
+            }
         }
         let head = store.tip.height
         speculative = speculative.filter { $0.value.tip.height > head }
+        if let error { throw error }
     }
 
     /// Whether blocks stored by `storeCertified` still wait for the replica to commit them.

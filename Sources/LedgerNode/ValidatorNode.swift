@@ -695,8 +695,8 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Blocks and transactions the node's queue applies in one turn at most (more wait for the
     /// next turn, so consensus messages and status reads are not held up for long).
-    static let catchUpTurnBlocks = 256
-    static let catchUpTurnTransactions = 8_000
+    static let catchUpTurnBlocks = 1024
+    static let catchUpTurnTransactions = 16_000
 
     /// On the node's queue: executes, stores and commits verified catch-up runs. The runs'
     /// certificates were checked by the pipeline; the replica checks the chain links again and
@@ -736,7 +736,7 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Blocks and transactions stored per database transaction during catch-up (at most).
     static let catchUpBatch = 128
-    static let catchUpBatchTransactions = 4_000
+    static let catchUpBatchTransactions = 2_000
 
     /// Catch-up's fast path: stores the run of verified blocks that extends the committed head in
     /// database transactions of up to `catchUpBatch` blocks, before the replica is told, so a node
@@ -762,16 +762,16 @@ public final class ValidatorNode: @unchecked Sendable {
             tip = next
         }
         guard run.count > 1 else { return }   // one block: the replica's own path costs the same
+        var batches: [[CommittedBlock]] = []
         var start = 0
         while start < run.count {
             let end = CatchUpPipeline.runEnd(run, from: start, blocks: Self.catchUpBatch, transactions: Self.catchUpBatchTransactions)
-            do {
-                try application.storeCertified(Array(run[start..<end]))
-            } catch {
-                return   // the replica finds and rejects the block that does not re-execute
-            }
+            batches.append(Array(run[start..<end]))
             start = end
         }
+        // On failure the batches before the bad one are stored; the replica finds and rejects
+        // the block that does not re-execute.
+        try? application.storeCertified(batches: batches)
     }
 
     func serveBlocks(from: Height, limit: UInt32, to peer: ValidatorIndex) {
@@ -783,8 +783,10 @@ public final class ValidatorNode: @unchecked Sendable {
             if from > .genesis, from <= tip, count > 0 {
                 // Read in batches (one query per batch, not per block), stopping at the byte budget.
                 let through = Height(min(tip.value, from.value + UInt64(count) - 1))
-                try? store.forEachBlock(from: from, through: through, batchSize: min(count, 128)) { block in
-                    let one = NodeMessage.encode(block)
+                // Stored bytes as they are (block wire, then certificate): the asker decodes and
+                // checks every block anyway, so this node need not decode them to encode them again.
+                try? store.forEachEncodedBlock(from: from, through: through, batchSize: min(count, 128)) { _, wire, certificate in
+                    let one = wire + certificate
                     if !encoded.isEmpty, bytes + one.count > Self.maxCatchUpResponseBytes { return false }
                     encoded.append(one)
                     bytes += one.count

@@ -24,6 +24,32 @@ import Testing
 
     func isActive(_ pipeline: CatchUpPipeline) -> Bool { pipeline.active.load(ordering: .relaxed) }
 
+    /// A node serves catch-up from the stored bytes without decoding them: those bytes must be
+    /// exactly the block as catch-up encodes it, and decode back to the stored block.
+    @Test func storedBytesAreTheBlockAsCatchUpSendsIt() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        var last = Hash.zero
+        for number in 0..<6 {
+            let transaction = cluster.registration(number)
+            #expect(await cluster.node(0).submit(transaction) == nil)
+            last = transaction.id
+        }
+        try await cluster.waitUntilEveryoneCommitted(last)
+        let store = cluster.node(0).store
+        var served: [[UInt8]] = [], decoded: [CommittedBlock] = []
+        try store.forEachEncodedBlock { _, wire, certificate in served.append(wire + certificate); return true }
+        try store.forEachBlock { decoded.append($0); return true }
+        #expect(!served.isEmpty && served.count == decoded.count)
+        #expect(served == decoded.map { NodeMessage.encode($0) })
+        let frame = NodeMessage.blocksFrame(served)
+        guard case .blocks(let blocks) = try NodeMessage(wireBytes: frame, suite: cluster.consortium.suite) else {
+            Issue.record("the frame does not decode as blocks"); return
+        }
+        #expect(blocks.map(\.block.header) == decoded.map(\.block.header))
+        #expect(blocks.map(\.certificate) == decoded.map(\.certificate))
+    }
+
     @Test(.timeLimit(.minutes(4)))
     func aPeerServingABadCertificateMidRangeIsRefusedAndTheNodeReachesTheTipFromAnHonestOne() async throws {
         var cluster = try TestCluster()

@@ -52,6 +52,55 @@ import Testing
         #expect(report.isValid, "\(report.summary)")
     }
 
+    /// The pipelined form (the next batch executes while the one before is written) leaves the
+    /// same file as appending one by one.
+    @Test(arguments: [1, 7, 48])
+    func pipelinedBatchesLeaveExactlyTheRowsOfAppendingOneByOne(batchSize: Int) throws {
+        let directory = TemporaryDirectory()
+        let source = fixture.copy(into: directory)
+        let chain = try blocks(of: source)
+        let path = directory.file("caught-up.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        // A first call, then the rest in a second one (the second starts from a stored tip).
+        let split = chain.count / 3
+        var receipts: [[Receipt]] = []
+        for part in [Array(chain[..<split]), Array(chain[split...])] {
+            let batches = stride(from: 0, to: part.count, by: batchSize).map { Array(part[$0..<min($0 + batchSize, part.count)]) }
+            let (stored, error) = store.appendCertified(batches: batches, executor: consortium.executor)
+            #expect(error == nil, "\(String(describing: error))")
+            #expect(stored.count == batches.count)
+            receipts += stored.joined().map(\.receipts)
+        }
+        #expect(store.tip.height == Height(UInt64(fixture.blocks)))
+        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
+        for (id, nonce) in fixture.state.nonces { #expect(try store.nonce(of: id) == nonce) }
+        store.close()
+        #expect(try dump(path) == dump(source))
+        #expect(receipts.joined().count { !$0.isCommitted } == fixture.rejected)
+        // Read back with a cold cache: every record from the file.
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        for (id, fragment) in fixture.state.fragments { #expect(try reopened.fragment(id) == fragment) }
+        for (id, nonce) in fixture.state.nonces { #expect(try reopened.nonce(of: id) == nonce) }
+    }
+
+    /// A bad block in a later batch: the batches before it are stored, nothing from it on.
+    @Test func aPipelinedCallStoresTheBatchesBeforeABadOne() throws {
+        let directory = TemporaryDirectory()
+        let source = fixture.copy(into: directory)
+        var chain = try blocks(of: source)
+        chain[25].block.header.stateDigest = Hash.zero
+        let path = directory.file("caught-up.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        let batches = stride(from: 0, to: 40, by: 10).map { Array(chain[$0..<$0 + 10]) }
+        let (stored, error) = store.appendCertified(batches: batches, executor: consortium.executor)
+        #expect(stored.count == 2)
+        #expect((error as? StoreError)?.code == .resultMismatch)
+        #expect(store.tip.height == Height(20))
+        store.close()
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        #expect(reopened.tip.height == Height(20))
+    }
+
     @Test func aBatchWithABadBlockWritesNothing() throws {
         let directory = TemporaryDirectory()
         let chain = try blocks(of: fixture.copy(into: directory))

@@ -49,6 +49,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Only write a cluster directory for nodes you start yourself (prints the commands), then stop.") var setup: String?
     @Option(name: .customLong("node"), help: "Target this running node's API instead of starting a cluster (four times, with --cluster).") var nodes: [String] = []
     @Option(help: "With --node: the directory `scf bench --setup` wrote (genesis, clock offset file).") var cluster: String?
+    @Option(help: "Only time catch-up's apply stage: replay every block of this ledger file (e.g. a node's from --keep) into fresh files, batch by batch and pipelined; needs --genesis.") var replay: String?
+    @Option(help: "With --replay: the chain's genesis file.") var genesis: String?
 
     func validate() throws {
         guard rate > 0, duration > 0, rampFrom > 0, rampStep > 0, rampTo >= rampFrom, stepSeconds > 0, signers >= 4, warmUp >= 0 else {
@@ -68,6 +70,11 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if let replay {
+                guard let genesis else { throw CLIError("--replay needs --genesis FILE, the chain's genesis") }
+                try BenchReplay.run(ledger: replay, genesisFile: genesis)
+                return
+            }
             if let setup {
                 try BenchRunner.setUp(directory: setup, signers: signers)
                 return
