@@ -49,8 +49,9 @@ final class CatchUpPipeline: @unchecked Sendable {
         var runBlocks = 64
         var runTransactions = 2_000
         var timeoutSeconds = 5.0
-        /// Retry delay when the node has no links yet (a restart asks before the transport connects).
-        var unsentRetrySeconds = 0.5
+        /// Retry delay when the node has no links yet (a restart asks before the transport is
+        /// attached, which takes a fraction of a second): a cheap check, so a short one.
+        var unsentRetrySeconds = 0.05
     }
 
     /// Blocks this pipeline verified, in height order, for the node to apply.

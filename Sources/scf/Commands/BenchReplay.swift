@@ -1,12 +1,13 @@
 import Foundation
 import LedgerCore
+import LedgerNode
 import LedgerStore
 
 /// `scf bench --replay LEDGER --genesis FILE`: catch-up's apply stage alone, on a real ledger.
 /// Replays every block of the file into fresh files twice each way: batch after batch (one
-/// database transaction of up to 2,000 transactions, executed then written), and pipelined as a
-/// catching-up node applies them (turns of 8 such batches, the next executed while the one before
-/// is written). No network, no certificate checks: what is left is re-execution and SQLite.
+/// database transaction of up to `ValidatorNode.catchUpBatchTransactions`, executed then
+/// written), and pipelined as a catching-up node applies them (turns of up to
+/// `catchUpTurnTransactions`, the next batch executed while the one before is written). No network, no certificate checks: what is left is re-execution and SQLite.
 enum BenchReplay {
     static func run(ledger: String, genesisFile: String) throws {
         let genesis = try Genesisfile.load(genesisFile).0
@@ -19,11 +20,12 @@ enum BenchReplay {
         var batches: [[CommittedBlock]] = [[]]
         var inBatch = 0
         for block in blocks {
-            if inBatch >= 2_000 { batches.append([]); inBatch = 0 }
+            if inBatch >= ValidatorNode.catchUpBatchTransactions { batches.append([]); inBatch = 0 }
             batches[batches.count - 1].append(block)
             inBatch += block.block.transactions.count
         }
         let executor = BlockExecutor(genesis: genesis, suite: suite)
+        let perTurn = max(1, ValidatorNode.catchUpTurnTransactions / ValidatorNode.catchUpBatchTransactions)
         let directory = NSTemporaryDirectory() + "scf-replay-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -35,7 +37,7 @@ enum BenchReplay {
                 if pipelined {
                     var index = 0
                     while index < batches.count {
-                        let turn = Array(batches[index..<min(index + 8, batches.count)])
+                        let turn = Array(batches[index..<min(index + perTurn, batches.count)])
                         if let error = store.appendCertified(batches: turn, executor: executor).error { throw error }
                         index += turn.count
                     }
