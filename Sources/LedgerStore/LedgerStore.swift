@@ -12,8 +12,11 @@ import Synchronization
 /// point a reopened store holds either the old tip or the new one, never part of a block.
 ///
 /// Thread safety: a `LedgerStore` may be shared between threads and tasks. It owns a single
-/// connection behind a `Mutex`; every call takes the lock for its whole duration, so calls are
-/// serialized and each sees the state before or after any block, never in the middle. Executing a
+/// connection behind a `Mutex`; every call that uses it takes the lock for its whole duration, so
+/// calls are serialized and each sees the state before or after any block, never in the middle.
+/// (A state read answered from the record cache takes only the cache's lock; the cache changes
+/// only after a write commits. Catch-up's `appendCertified(batches:)` also opens a read-only
+/// connection of its own for the duration of the call.) Executing a
 /// block *on* the store and then appending it is two calls: the caller (the node's single writer)
 /// must not interleave another append between them; `append` re-checks height and previous hash
 /// and refuses a block that no longer extends the tip. Other processes may read the file at the
@@ -640,7 +643,8 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     }
 
     /// A state record through the cache: the cached value (or cached absence), else the row read
-    /// and decoded, then cached. Both under the lock, so `append` cannot slip in between.
+    /// and decoded, then cached, both under the connection's lock, so a write cannot commit
+    /// between the read and the caching (a write updates the cache under that lock too).
     private func cachedRecord<T: CachedRecord>(_ key: T.Key) throws -> T? {
         if let cached = cache.withLock({ T.cached(key, in: &$0) }) { return cached }
         return try inner.withLock { inner throws -> T? in

@@ -43,9 +43,11 @@ struct GenerationalCache<Key: Hashable, Value> {
 /// before they exist.
 ///
 /// Correctness rests on the store being the only writer of its file (one process writes, see
-/// `LedgerStore`): every write goes through `append`, which updates the cache after its database
-/// transaction commits, so the cache never holds a value the file does not. It is only touched
-/// under the store's lock. Bounded per kind (`GenerationalCache`), so it does not grow with history.
+/// `LedgerStore`): every write goes through `append` or `appendCertified`, which update the
+/// cache after their database transaction commits, so the cache never holds a value the file
+/// does not. It has a lock of its own (see `LedgerStore.cache`), taken after the connection's
+/// lock whenever both are held. Bounded per kind (`GenerationalCache`), so it does not grow with
+/// history.
 struct StateCache {
     // Limits: a few seconds of blocks at thousands of transactions per second touch fewer records
     // than this. heaptrack on a bench node measured about 50 MB of decoded records at twice these
