@@ -69,14 +69,8 @@ public enum NodeMessage: Sendable {
         writer.write(committed.certificate)
     }
 
-    /// One committed block as it appears inside a `blocks` frame.
-    static func encode(_ committed: CommittedBlock) -> [UInt8] {
-        var writer = CanonicalWriter(capacity: 4096)
-        encode(committed, to: &writer)
-        return writer.bytes
-    }
-
-    /// The `blocks` frame made of blocks encoded by `encode(_:)` (the same bytes as `.blocks(…).wireBytes`).
+    /// The `blocks` frame made of encoded blocks (each a block's wire bytes then its certificate's,
+    /// as `encode(_:to:)` writes them): the same bytes as `.blocks(…).wireBytes`.
     static func blocksFrame(_ encodedBlocks: [[UInt8]]) -> [UInt8] {
         var writer = CanonicalWriter(capacity: encodedBlocks.reduce(8) { $0 + $1.count })
         writer.write(Self.version)

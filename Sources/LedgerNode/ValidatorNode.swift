@@ -742,6 +742,19 @@ public final class ValidatorNode: @unchecked Sendable {
     static let catchUpBatch = 256
     public static let catchUpBatchTransactions = 4_000
 
+    /// Consecutive blocks cut into catch-up's database batches (at most `catchUpBatch` blocks or
+    /// `catchUpBatchTransactions` transactions each).
+    public static func catchUpBatches(_ blocks: [CommittedBlock]) -> [[CommittedBlock]] {
+        var batches: [[CommittedBlock]] = []
+        var start = 0
+        while start < blocks.count {
+            let end = CatchUpPipeline.runEnd(blocks, from: start, blocks: catchUpBatch, transactions: catchUpBatchTransactions)
+            batches.append(Array(blocks[start..<end]))
+            start = end
+        }
+        return batches
+    }
+
     /// Catch-up's fast path: stores the run of verified blocks that extends the committed head in
     /// database transactions of up to `catchUpBatch` blocks, before the replica is told, so a node
     /// far behind does not flush to disk once per block. Every block's certificate was verified by
@@ -766,16 +779,9 @@ public final class ValidatorNode: @unchecked Sendable {
             tip = next
         }
         guard run.count > 1 else { return }   // one block: the replica's own path costs the same
-        var batches: [[CommittedBlock]] = []
-        var start = 0
-        while start < run.count {
-            let end = CatchUpPipeline.runEnd(run, from: start, blocks: Self.catchUpBatch, transactions: Self.catchUpBatchTransactions)
-            batches.append(Array(run[start..<end]))
-            start = end
-        }
         // On failure the batches before the bad one are stored; the replica finds and rejects
         // the block that does not re-execute.
-        try? application.storeCertified(batches: batches)
+        try? application.storeCertified(batches: Self.catchUpBatches(run))
     }
 
     func serveBlocks(from: Height, limit: UInt32, to peer: ValidatorIndex) {

@@ -258,8 +258,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     @discardableResult
     public func appendCertified(_ blocks: [CommittedBlock], executor: BlockExecutor, replicaState: [UInt8]? = nil) throws -> [ExecutionResult] {
         guard !blocks.isEmpty else { return [] }
-        var net = StateChanges()
-        let batch = try executeCertified(blocks, on: tip, over: &net, executor: executor, base: self)
+        let batch = try executeCertified(blocks, on: tip, over: OverlayState(base: self, changes: StateChanges()), executor: executor)
         try writeCertified(batch, replicaState: replicaState)
         return batch.results
     }
@@ -283,13 +282,14 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             return ([], error)
         }
         let written = Mutex<(results: [[ExecutionResult]], error: (any Error)?)>(([], nil))
-        var net = StateChanges()
+        var earlier = StateChanges()   // the writes of this call's batches so far, stored or not
         var tip = self.tip
         var executionError: (any Error)?
         for blocks in batches where !blocks.isEmpty {
             if written.withLock({ $0.error != nil }) { break }
             do {
-                let batch = try executeCertified(blocks, on: tip, over: &net, executor: executor, base: reader)
+                let batch = try executeCertified(blocks, on: tip, over: OverlayState(base: reader, changes: earlier), executor: executor)
+                earlier.merge(batch.changes)
                 tip = batch.last
                 writer.async { [self] in
                     guard written.withLock({ $0.error == nil }) else { return }
@@ -321,10 +321,10 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         var last: ChainTip
     }
 
-    /// Re-executes `blocks` from `start` on the store plus `net` (the writes of earlier batches not
-    /// necessarily stored yet), adding their writes to `net`.
-    private func executeCertified<Base: LedgerStateReader>(_ blocks: [CommittedBlock], on start: ChainTip, over net: inout StateChanges,
-                                                           executor: BlockExecutor, base: Base) throws -> CertifiedBatch {
+    /// Re-executes `blocks` from `start` on `state` (the store, plus in a pipelined call the writes
+    /// of earlier batches not necessarily stored yet) and the writes of the batch's earlier blocks.
+    private func executeCertified<Base: LedgerStateReader>(_ blocks: [CommittedBlock], on start: ChainTip, over state: Base,
+                                                           executor: BlockExecutor) throws -> CertifiedBatch {
         var tip = start
         var changes = StateChanges()
         var results: [ExecutionResult] = []
@@ -335,12 +335,11 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             try checkExtends(committed.block.header, tip: tip)
             let result: ExecutionResult
             do {
-                result = try executor.validate(committed.block, on: tip, state: OverlayState(base: base, changes: net), signatures: .trusted)
+                result = try executor.validate(committed.block, on: tip, state: OverlayState(base: state, changes: changes), signatures: .trusted)
             } catch let error as BlockValidationError {
                 throw StoreError(.resultMismatch, "certified block \(committed.block.header.height) does not re-execute to its header (\(error)); the peer sent a wrong block or this store is damaged, run `scf ledger verify` on \(path)")
             }
             let blockCheck = try check(committed, result: result)
-            net.merge(result.changes)
             changes.merge(result.changes)
             tip = blockCheck.tip
             results.append(result)
@@ -645,14 +644,32 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// A state record through the cache: the cached value (or cached absence), else the row read
     /// and decoded, then cached, both under the connection's lock, so a write cannot commit
     /// between the read and the caching (a write updates the cache under that lock too).
-    private func cachedRecord<T: CachedRecord>(_ key: T.Key) throws -> T? {
-        if let cached = cache.withLock({ T.cached(key, in: &$0) }) { return cached }
-        return try inner.withLock { inner throws -> T? in
+    ///
+    /// `snapshot`: read a miss on this read-only connection instead, without the connection's
+    /// lock (only for `SnapshotReader`: see there why caching what it read is safe in that use).
+    fileprivate func cachedRecord<T: CachedRecord>(_ key: T.Key, reading snapshot: Connection? = nil) throws -> T? {
+        try throughCache(reading: snapshot, lookup: { T.cached(key, in: &$0) }, remember: { T.cache($1, for: key, in: &$0) }) { connection in
+            try Self.readRecord(T.table, T.sqlKey(key), connection: connection, path: path)
+        }
+    }
+
+    /// A cached value, else `read` on the store's connection under its lock (or on `snapshot`),
+    /// then remembered in the cache.
+    private func throughCache<Value: Sendable>(reading snapshot: Connection?, lookup: @Sendable (inout StateCache) -> Value?,
+                                               remember: @Sendable (inout StateCache, Value) -> Void,
+                                               read: (Connection) throws -> Value) throws -> Value {
+        if let cached = cache.withLock({ lookup(&$0) }) { return cached }
+        if let snapshot {
+            let value = try read(snapshot)
+            cache.withLock { remember(&$0, value) }
+            return value
+        }
+        return try inner.withLock { inner throws -> Value in
             guard let connection = inner.connection else {
                 throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
             }
-            let value: T? = try Self.readRecord(T.table, T.sqlKey(key), connection: connection, path: path)
-            cache.withLock { T.cache(value, for: key, in: &$0) }
+            let value = try read(connection)
+            cache.withLock { remember(&$0, value) }
             return value
         }
     }
@@ -670,39 +687,14 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     public func member(_ id: MemberID) throws -> Member? { try cachedRecord(id) }
 
-    /// A state record through the cache, a miss read on `connection` (a read-only connection of
-    /// the caller's, not the store's own) and cached. Only for `SnapshotReader`: see there why
-    /// caching what another connection read is safe in that one use.
-    fileprivate func snapshotRecord<T: CachedRecord>(_ key: T.Key, reading connection: Connection) throws -> T? {
-        if let cached = cache.withLock({ T.cached(key, in: &$0) }) { return cached }
-        let value: T? = try Self.readRecord(T.table, T.sqlKey(key), connection: connection, path: path)
-        cache.withLock { T.cache(value, for: key, in: &$0) }
-        return value
-    }
+    public func nonce(of id: MemberID) throws -> UInt64 { try nonce(of: id, reading: nil) }
 
-    fileprivate func snapshotNonce(of id: MemberID, reading connection: Connection) throws -> UInt64 {
-        if let cached = cache.withLock({ $0.nonces.value(for: id) }) { return cached }
-        let value = try Self.readNonce(id, connection: connection)
-        cache.withLock { $0.nonces.insert(value, for: id) }
-        return value
-    }
-
-    private static func readNonce(_ id: MemberID, connection: Connection) throws -> UInt64 {
-        let statement = try connection.statement(Self.selectNonceSQL).bind(SQLValue(id))
-        guard let row = try statement.next() else { return 0 }
-        defer { statement.reset() }   // after reading the row: it is a view on the statement
-        return UInt64(bitPattern: row.int64(0))
-    }
-
-    public func nonce(of id: MemberID) throws -> UInt64 {
-        if let cached = cache.withLock({ $0.nonces.value(for: id) }) { return cached }
-        return try inner.withLock { inner throws -> UInt64 in
-            guard let connection = inner.connection else {
-                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
-            }
-            let value = try Self.readNonce(id, connection: connection)
-            cache.withLock { $0.nonces.insert(value, for: id) }
-            return value
+    fileprivate func nonce(of id: MemberID, reading snapshot: Connection?) throws -> UInt64 {
+        try throughCache(reading: snapshot, lookup: { $0.nonces.value(for: id) }, remember: { $0.nonces.insert($1, for: id) }) { connection in
+            let statement = try connection.statement(Self.selectNonceSQL).bind(SQLValue(id))
+            guard let row = try statement.next() else { return 0 }
+            defer { statement.reset() }   // after reading the row: it is a view on the statement
+            return UInt64(bitPattern: row.int64(0))
         }
     }
 
@@ -827,10 +819,10 @@ private final class SnapshotReader: LedgerStateReader, @unchecked Sendable {
         connection = try Connection(path: store.path, readOnly: true)
     }
 
-    func member(_ id: MemberID) throws -> Member? { try store.snapshotRecord(id, reading: connection) }
-    func nonce(of id: MemberID) throws -> UInt64 { try store.snapshotNonce(of: id, reading: connection) }
-    func root(_ id: ReceivableID) throws -> ReceivableRoot? { try store.snapshotRecord(id, reading: connection) }
-    func fragment(_ id: FragmentID) throws -> Fragment? { try store.snapshotRecord(id, reading: connection) }
-    func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try store.snapshotRecord(key, reading: connection) }
-    func financingRequest(_ id: Hash) throws -> FinancingRequest? { try store.snapshotRecord(id, reading: connection) }
+    func member(_ id: MemberID) throws -> Member? { try store.cachedRecord(id, reading: connection) }
+    func nonce(of id: MemberID) throws -> UInt64 { try store.nonce(of: id, reading: connection) }
+    func root(_ id: ReceivableID) throws -> ReceivableRoot? { try store.cachedRecord(id, reading: connection) }
+    func fragment(_ id: FragmentID) throws -> Fragment? { try store.cachedRecord(id, reading: connection) }
+    func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try store.cachedRecord(key, reading: connection) }
+    func financingRequest(_ id: Hash) throws -> FinancingRequest? { try store.cachedRecord(id, reading: connection) }
 }

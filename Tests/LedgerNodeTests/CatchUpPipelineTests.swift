@@ -41,8 +41,8 @@ import Testing
         try store.forEachEncodedBlock { _, wire, certificate in served.append(wire + certificate); return true }
         try store.forEachBlock { decoded.append($0); return true }
         #expect(!served.isEmpty && served.count == decoded.count)
-        #expect(served == decoded.map { NodeMessage.encode($0) })
         let frame = NodeMessage.blocksFrame(served)
+        #expect(frame == NodeMessage.blocks(decoded).wireBytes)
         guard case .blocks(let blocks) = try NodeMessage(wireBytes: frame, suite: cluster.consortium.suite) else {
             Issue.record("the frame does not decode as blocks"); return
         }
@@ -58,14 +58,8 @@ import Testing
         #expect(await cluster.node(0).submit(first) == nil)
         try await cluster.waitUntilEveryoneCommitted(first.id)
         _ = cluster.network.cut(3)
-        var last = Hash.zero
-        for number in 1...80 {
-            let transaction = cluster.registration(number)
-            #expect(await cluster.node(0).submit(transaction) == nil)   // one signer's nonces: one door, in order
-            last = transaction.id
-            if number % 4 == 0 { try await cluster.waitUntilEveryoneCommitted(last) }   // many small blocks
-        }
-        try await cluster.waitUntilEveryoneCommitted(last)
+        // One signer's nonces: one door, in order; many small blocks.
+        _ = try await cluster.commitRegistrations(1...80, door: { _ in ValidatorIndex(0) }, waitEvery: 4)
         let target = cluster.node(0).nodeStatus.height
         // Node 0 breaks every answer it sends node 3; the first answer anyone sends it is broken too,
         // so at least one refusal is certain whichever validator node 3 asks first.

@@ -101,6 +101,20 @@ struct TestCluster {
         Issue.record("transaction \(id.short) not committed everywhere in \(seconds)s: \(running.map { ($0.configuration.me, $0.status(of: id), $0.nodeStatus.height) })")
     }
 
+    /// Commits registrations `numbers`, each submitted to `door(number)`, waiting until every
+    /// running node has committed after each `waitEvery` of them (small blocks); the last id.
+    mutating func commitRegistrations(_ numbers: ClosedRange<Int>, door: (Int) -> ValidatorIndex, waitEvery: Int) async throws -> Hash {
+        var last = Hash.zero
+        for number in numbers {
+            let transaction = registration(number)
+            #expect(await node(door(number)).submit(transaction) == nil)
+            last = transaction.id
+            if number % waitEvery == 0 { try await waitUntilEveryoneCommitted(last) }
+        }
+        try await waitUntilEveryoneCommitted(last)
+        return last
+    }
+
     func waitForHeight(_ node: ValidatorNode, atLeast height: Height, seconds: Double = 120) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline, node.nodeStatus.height < height { try await Task.sleep(for: .milliseconds(20)) }
@@ -205,14 +219,7 @@ struct TestCluster {
         #expect(await cluster.node(0).submit(first) == nil)
         try await cluster.waitUntilEveryoneCommitted(first.id)
         _ = cluster.network.cut(3)
-        var last = Hash.zero
-        for number in 1...60 {
-            let transaction = cluster.registration(number)
-            #expect(await cluster.node(ValidatorIndex(UInt16(number % 3))).submit(transaction) == nil)
-            last = transaction.id
-            if number % 10 == 0 { try await cluster.waitUntilEveryoneCommitted(last) }
-        }
-        try await cluster.waitUntilEveryoneCommitted(last)
+        _ = try await cluster.commitRegistrations(1...60, door: { ValidatorIndex(UInt16($0 % 3)) }, waitEvery: 10)
         let target = cluster.node(0).nodeStatus.height
         // Restart node 3 from its own data directory: it catches up from its peers.
         let restarted = try cluster.start(3)

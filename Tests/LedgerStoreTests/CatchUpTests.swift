@@ -24,6 +24,22 @@ import Testing
 
     func blocks(of path: String) throws -> [CommittedBlock] { try fixture.blocks(in: path) }
 
+    /// The fixture chain's final state, read through `store` (its cache, or its file).
+    func expectTheChainsState(in store: LedgerStore) throws {
+        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
+        for (id, nonce) in fixture.state.nonces { #expect(try store.nonce(of: id) == nonce) }
+    }
+
+    /// A store caught up on the whole fixture chain: its tip, its state, every row equal to the
+    /// source file's (the store is closed for that), and the refused transactions' receipts.
+    func expectTheSourceChain(in store: LedgerStore, at path: String, source: String, receipts: [[Receipt]]) throws {
+        #expect(store.tip.height == Height(UInt64(fixture.blocks)))
+        try expectTheChainsState(in: store)
+        store.close()
+        #expect(try dump(path) == dump(source))
+        #expect(receipts.joined().count { !$0.isCommitted } == fixture.rejected)
+    }
+
     @Test(arguments: [1, 5, 48])
     func catchUpLeavesExactlyTheRowsOfAppendingOneByOne(batchSize: Int) throws {
         let directory = TemporaryDirectory()
@@ -41,13 +57,7 @@ import Testing
             receipts += results.map(\.receipts)
             index += batch.count
         }
-        #expect(store.tip.height == Height(UInt64(fixture.blocks)))
-        // The cache and the file agree with the state the chain was written with.
-        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
-        for (id, nonce) in fixture.state.nonces { #expect(try store.nonce(of: id) == nonce) }
-        store.close()
-        #expect(try dump(path) == dump(source))
-        #expect(receipts.joined().count { !$0.isCommitted } == fixture.rejected)
+        try expectTheSourceChain(in: store, at: path, source: source, receipts: receipts)
         let report = try LedgerVerifier().verify(path: path, genesis: consortium.genesis)
         #expect(report.isValid, "\(report.summary)")
     }
@@ -71,16 +81,10 @@ import Testing
             #expect(stored.count == batches.count)
             receipts += stored.joined().map(\.receipts)
         }
-        #expect(store.tip.height == Height(UInt64(fixture.blocks)))
-        for (id, fragment) in fixture.state.fragments { #expect(try store.fragment(id) == fragment) }
-        for (id, nonce) in fixture.state.nonces { #expect(try store.nonce(of: id) == nonce) }
-        store.close()
-        #expect(try dump(path) == dump(source))
-        #expect(receipts.joined().count { !$0.isCommitted } == fixture.rejected)
+        try expectTheSourceChain(in: store, at: path, source: source, receipts: receipts)
         // Read back with a cold cache: every record from the file.
         let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
-        for (id, fragment) in fixture.state.fragments { #expect(try reopened.fragment(id) == fragment) }
-        for (id, nonce) in fixture.state.nonces { #expect(try reopened.nonce(of: id) == nonce) }
+        try expectTheChainsState(in: reopened)
     }
 
     /// A bad block in a later batch: the batches before it are stored, nothing from it on.

@@ -5,9 +5,10 @@ import LedgerStore
 
 /// `scf bench --replay LEDGER --genesis FILE`: catch-up's apply stage alone, on a real ledger.
 /// Replays every block of the file into fresh files twice each way: batch after batch (one
-/// database transaction of up to `ValidatorNode.catchUpBatchTransactions`, executed then
-/// written), and pipelined as a catching-up node applies them (turns of up to
-/// `catchUpTurnTransactions`, the next batch executed while the one before is written). No network, no certificate checks: what is left is re-execution and SQLite.
+/// database transaction per batch of `ValidatorNode.catchUpBatches`, executed then written),
+/// and pipelined as a catching-up node applies them (turns of up to `catchUpTurnTransactions`,
+/// the next batch executed while the one before is written). No network, no certificate
+/// checks: what is left is re-execution and SQLite.
 enum BenchReplay {
     static func run(ledger: String, genesisFile: String) throws {
         let genesis = try Genesisfile.load(genesisFile).0
@@ -17,13 +18,7 @@ enum BenchReplay {
         try original.forEachBlock { blocks.append($0); return true }
         let transactions = blocks.reduce(0) { $0 + $1.block.transactions.count }
         guard transactions > 0 else { throw CLIError("\(ledger) holds no transactions to replay") }
-        var batches: [[CommittedBlock]] = [[]]
-        var inBatch = 0
-        for block in blocks {
-            if inBatch >= ValidatorNode.catchUpBatchTransactions { batches.append([]); inBatch = 0 }
-            batches[batches.count - 1].append(block)
-            inBatch += block.block.transactions.count
-        }
+        let batches = ValidatorNode.catchUpBatches(blocks)
         let executor = BlockExecutor(genesis: genesis, suite: suite)
         let perTurn = max(1, ValidatorNode.catchUpTurnTransactions / ValidatorNode.catchUpBatchTransactions)
         let directory = NSTemporaryDirectory() + "scf-replay-\(UUID().uuidString)"
