@@ -207,6 +207,11 @@ public struct Replica: Sendable {
     var pool: [Hash: SignedTransaction] = [:]
     var poolOrder: [Hash] = []
     var proposed: Set<Hash> = []
+    /// Every id in `poolOrder` before this index was proposed or has left the pool when last
+    /// looked at, so `propose` starts its scan here instead of walking every in-flight
+    /// transaction again (at saturation the pool holds thousands). Back to 0 whenever ids leave
+    /// `proposed` while staying in the pool (a view change) or `poolOrder` is rebuilt.
+    var poolScanStart = 0
     var timerGeneration: UInt64 = 0
     var timerArmed = false
     var timerStage = 0
@@ -801,6 +806,7 @@ public struct Replica: Sendable {
         let bodies = knownBodies(message)
         slots = [:]
         proposed = []
+        poolScanStart = 0
         ownProposals = [:]
         application.discardSpeculative()
         votesForCommitted = [:]
@@ -1083,8 +1089,16 @@ public struct Replica: Sendable {
             compactPool()
             var candidates: [SignedTransaction] = []
             let limit = Int(params.maxBlockTransactions)
-            for id in poolOrder where candidates.count < limit && !proposed.contains(id) {
-                if let transaction = pool[id] { candidates.append(transaction) }
+            var index = poolScanStart
+            var settled = true   // every id so far was proposed or gone
+            while index < poolOrder.count && candidates.count < limit {
+                let id = poolOrder[index]
+                if !proposed.contains(id), let transaction = pool[id] {
+                    candidates.append(transaction)
+                    settled = false
+                }
+                index += 1
+                if settled { poolScanStart = index }
             }
             guard !candidates.isEmpty else { return changed }
             // Wait for a full block, at most the batch delay (a timer, so the replica reads no clock).
@@ -1131,6 +1145,7 @@ public struct Replica: Sendable {
     mutating func compactPool() {
         if poolOrder.count > 64 && poolOrder.count > 2 * pool.count {
             poolOrder = poolOrder.filter { pool[$0] != nil }
+            poolScanStart = 0
         }
     }
 

@@ -56,6 +56,25 @@ import Testing
         #expect(cluster.chainsAgree())
     }
 
+    /// The primary's scan of its pool resumes after what it already proposed; every transaction
+    /// is still proposed once, in arrival order, while blocks are in flight and after they commit.
+    @Test func eachPoolTransactionIsProposedOnceInArrivalOrder() {
+        var cluster = Cluster(consensus: Self.consensus, batchDelayMilliseconds: 50)
+        var submitted: [Hash] = []
+        // Three full blocks go out at once; the tenth transaction waits for the batch timer.
+        for _ in 0..<10 { submitted.append(cluster.submitNew(to: [0]).id) }
+        cluster.fireBatchTimer(0)
+        cluster.run()
+        for _ in 0..<11 { submitted.append(cluster.submitNew(to: [0]).id) }
+        cluster.fireBatchTimer(0)
+        cluster.run()
+        for chain in cluster.chains {
+            #expect(chain.flatMap { $0.block.transactions.map(\.id) } == submitted)
+        }
+        #expect(cluster.chains[0].count >= 7, "blocks of at most 3")
+        #expect(cluster.chainsAgree())
+    }
+
     @Test func withoutABatchDelayTheFirstTransactionIsProposedAtOnce() {
         var cluster = Cluster(consensus: Self.consensus)
         cluster.submitNew(to: [0])
