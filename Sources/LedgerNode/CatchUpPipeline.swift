@@ -334,7 +334,7 @@ final class CatchUpPipeline: @unchecked Sendable {
         // Certificates on every core: three or more signatures per block dominate the check.
         let candidates = linked
         let failed = Mutex<(index: Int, error: CertificateError)?>(nil)
-        let workers = min(candidates.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let workers = min(candidates.count, ValidatorNode.cores)
         if workers > 0 {
             let validators = validators, chainID = chainID, suite = suite
             DispatchQueue.concurrentPerform(iterations: workers) { worker in

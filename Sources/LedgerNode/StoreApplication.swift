@@ -57,6 +57,11 @@ public struct StoreApplication: ReplicaApplication {
     var admitted: [Hash: Signature] = [:]
     static let admittedLimit = 200_000
 
+    /// Of the given transactions, those whose exact signature the shell has checked and found
+    /// valid against the signer's registered key (now, in parallel, or earlier in its admission
+    /// stage), by id. Set by the shell; `validate` then does not check them itself.
+    public var checkedElsewhere: (@Sendable ([SignedTransaction]) -> [Hash: Signature])?
+
     /// Transactions whose signature the node's admission stage already checked, with the key it
     /// verified against: `admit` skips the check when that is still the signer's registered key.
     /// Set by the shell around one group of admissions.
@@ -146,6 +151,18 @@ public struct StoreApplication: ReplicaApplication {
         let committed = try store.committedTransactionIDs(among: block.transactions.map(\.id))
         if let duplicate = block.transactions.first(where: { committed.contains($0.id) }) {
             throw BlockValidationError(.duplicateTransaction, "transaction \(duplicate.id.short) is already committed")
+        }
+        if !certified, let checkedElsewhere {
+            // Transactions not admitted here yet (their relayed copy is still queued, or checked
+            // and waiting behind this proposal): the shell checks them on every core, or reports
+            // that it already did. Those it does not vouch for are checked by the executor. A
+            // member's key never changes once registered, so the committed key the shell checks
+            // against is the key execution would use (a member registered in a block not yet
+            // committed has no committed key: the executor checks its transactions).
+            let unadmitted = block.transactions.filter { admitted[$0.id] != $0.signature }
+            if !unadmitted.isEmpty {
+                for (id, signature) in checkedElsewhere(unadmitted) { admitted[id] = signature }
+            }
         }
         let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
                                            signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted))

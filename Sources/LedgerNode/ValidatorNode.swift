@@ -71,6 +71,10 @@ public final class ValidatorNode: @unchecked Sendable {
         case unknown
     }
 
+    /// Cores to spread signature checks over, read once: Foundation reads the cgroup's CPU quota
+    /// from files on every call, which showed in profiles when it ran per admitted group.
+    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
     public static let wallClock: @Sendable () -> ConsensusTime = {
         ConsensusTime(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
     }
@@ -111,6 +115,11 @@ public final class ValidatorNode: @unchecked Sendable {
     /// another validator is not checked a second time. A relayed copy arrives within a second or
     /// two; 65,536 ids are many seconds of load at any rate this machine reaches.
     let seen = Mutex(SeenIDs(limit: 65_536))
+    /// Client signatures this node found valid recently, with the key each verified against, by
+    /// transaction id (bounded, oldest forgotten first). A transaction reaches a node twice, in a
+    /// relay and inside a proposal, in either order and often while the other copy is still
+    /// queued; whichever is checked first spares the other its check (`verifySignatures`).
+    let checkedSignatures = Mutex(CheckedSignatures(limit: 32_768))
     /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
     /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
     let queuedFrames = Atomic<Int>(0)
@@ -150,33 +159,45 @@ public final class ValidatorNode: @unchecked Sendable {
         }
     }
 
-    /// A bounded set of transaction ids, oldest forgotten first: a set plus a ring of the ids in
-    /// insertion order, both allocated once at `limit` (about 6 MB for 65,536 ids).
-    struct SeenIDs {
-        var ids: Set<Hash>
+    /// A bounded map keyed by transaction id, oldest forgotten first: a dictionary plus a ring of
+    /// the ids in insertion order, both allocated once at `limit` (about 6 MB for 65,536 ids).
+    struct RecentIDs<Value> {
+        var entries: [Hash: Value]
         var ring: [Hash]
         /// Where the next id goes in `ring` (the oldest once the ring is full).
         var next = 0
         let limit: Int
         init(limit: Int) {
             self.limit = max(1, limit)
-            ids = Set(minimumCapacity: self.limit)
+            entries = Dictionary(minimumCapacity: self.limit)
             ring = []
             ring.reserveCapacity(self.limit)
         }
-        /// Whether the id is new (and remembers it).
-        mutating func insert(_ id: Hash) -> Bool {
-            guard ids.insert(id).inserted else { return false }
+        /// Whether the id is new (and remembers it with `value`; a known id keeps its value).
+        mutating func insert(_ id: Hash, _ value: Value) -> Bool {
+            guard entries[id] == nil else { return false }
+            entries[id] = value
             if ring.count < limit {
                 ring.append(id)
             } else {
-                ids.remove(ring[next])
+                entries[ring[next]] = nil
                 ring[next] = id
             }
             next = (next + 1) % limit
             return true
         }
-        mutating func remove(_ id: Hash) { ids.remove(id) }
+        mutating func remove(_ id: Hash) { entries[id] = nil }
+    }
+
+    /// Transaction ids recently taken into admission.
+    typealias SeenIDs = RecentIDs<Void>
+
+    /// Signatures found valid, by transaction id.
+    typealias CheckedSignatures = RecentIDs<CheckedSignature>
+
+    struct CheckedSignature {
+        var signature: Signature
+        var key: PublicKey
     }
 
     /// Opens the node's ledger and replica state in its data directory and restarts the replica
@@ -215,6 +236,14 @@ public final class ValidatorNode: @unchecked Sendable {
                 node.queue.async { node.emit(.ignoredFrame(from: peer, reason: reason)) }
             })
         catchUp.ended = { [weak self] in self?.releaseParkedRelays() }
+        // A proposal's transactions not admitted here yet: checked on every core (and once).
+        application.checkedElsewhere = { [weak self] transactions in
+            guard let self else { return [:] }
+            let valid = verifySignatures(transactions)
+            var found: [Hash: Signature] = [:]
+            for transaction in transactions where valid[transaction.id] != nil { found[transaction.id] = transaction.signature }
+            return found
+        }
         let head = store.tip
         queue.sync {
             let output = replica.onRestart(persisted: persisted, head: head, now: configuration.clock(), application: &application)
@@ -420,15 +449,40 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// The signer's registered key for each transaction whose signature verifies with it. A key
     /// is only a hint: the queue uses it if the signer's key in the ledger is still the same.
-    func verifySignatures(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
-        guard !transactions.isEmpty else { return [:] }
+    /// Signatures checked recently (`checkedSignatures`) are not checked again; those checked
+    /// now are remembered. Runs on the admission stage's queue and on the node's.
+    func verifySignatures(_ submitted: [SignedTransaction]) -> [Hash: PublicKey] {
+        guard !submitted.isEmpty else { return [:] }
+        var known: [Hash: PublicKey] = [:]
+        var unchecked: [SignedTransaction] = []
+        checkedSignatures.withLock { memo in
+            for transaction in submitted {
+                if let entry = memo.entries[transaction.id], entry.signature == transaction.signature {
+                    known[transaction.id] = entry.key
+                } else {
+                    unchecked.append(transaction)
+                }
+            }
+        }
+        guard !unchecked.isEmpty else { return known }
+        let verified = checkSignatures(unchecked)
+        checkedSignatures.withLock { memo in
+            for transaction in unchecked {
+                if let key = verified[transaction.id] { _ = memo.insert(transaction.id, CheckedSignature(signature: transaction.signature, key: key)) }
+            }
+        }
+        return known.merging(verified) { first, _ in first }
+    }
+
+    /// Checks the signatures against the signers' registered keys, on every core.
+    func checkSignatures(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
         var lookup: [MemberID: PublicKey] = [:]
         for transaction in transactions where lookup[transaction.body.signer] == nil {
             if let member = try? store.member(transaction.body.signer) { lookup[transaction.body.signer] = member.publicKey }
         }
         let keys = lookup
         let suite = configuration.suite
-        let chunks = min(transactions.count, max(1, ProcessInfo.processInfo.activeProcessorCount) * 4)
+        let chunks = min(transactions.count, ValidatorNode.cores * 4)
         let results = Mutex<[Hash: PublicKey]>([:])
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             var local: [Hash: PublicKey] = [:]
@@ -809,3 +863,9 @@ public final class ValidatorNode: @unchecked Sendable {
         }
     }
 }
+
+extension ValidatorNode.RecentIDs where Value == Void {
+    /// Whether the id is new (and remembers it).
+    mutating func insert(_ id: Hash) -> Bool { insert(id, ()) }
+}
+

@@ -17,7 +17,7 @@ import Testing
         #expect(Self.insert([2, 3, 4, 2], into: &seen) == [true, true, true, false])
         // A fifth id pushes out the oldest (1), and only it.
         #expect(Self.insert([5], into: &seen) == [true])
-        #expect(seen.ids.count == 4)
+        #expect(seen.entries.count == 4)
         #expect(Self.insert([3, 4, 5], into: &seen) == [false, false, false])
         #expect(Self.insert([1, 1], into: &seen) == [true, false], "the oldest was forgotten, so it is new again")
     }
@@ -25,7 +25,7 @@ import Testing
     @Test func memoryStaysAtTheLimitWhateverTheHistory() {
         var seen = ValidatorNode.SeenIDs(limit: 1_000)
         _ = Self.insert(Array(0..<50_000), into: &seen)
-        #expect(seen.ids.count == 1_000)
+        #expect(seen.entries.count == 1_000)
         #expect(seen.ring.count == 1_000)
         #expect(seen.ring.capacity < 2_000, "the ring never grows past the limit")
         let recent = Self.insert(Array(49_000..<50_000), into: &seen)

@@ -71,6 +71,12 @@ final class BenchLoad: @unchecked Sendable {
         configuration.httpMaximumConnectionsPerHost = 64
         configuration.timeoutIntervalForRequest = 120
         configuration.timeoutIntervalForResource = 600
+        // The load generator shares the machine with the nodes it measures: no response cache
+        // and no cookies, which URLSession would otherwise look up and store for every batch.
+        configuration.urlCache = nil
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         session = URLSession(configuration: configuration)
     }
 
@@ -214,6 +220,8 @@ final class BenchLoad: @unchecked Sendable {
         var results: [Result]
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// Posts one batch; false when the node has no batch endpoint (the caller switches to single posts).
     private func postBatch(_ batch: [Item], to node: Int) async -> Bool {
         var body = [UInt8]()
@@ -222,7 +230,10 @@ final class BenchLoad: @unchecked Sendable {
         for (position, item) in batch.enumerated() {
             if position > 0 { body.append(UInt8(ascii: ",")) }
             body.append(UInt8(ascii: "\""))
-            body.append(contentsOf: Array(item.transaction.wire.hexString.utf8))
+            for byte in item.transaction.wire {
+                body.append(Self.hexDigits[Int(byte >> 4)])
+                body.append(Self.hexDigits[Int(byte & 0x0f)])
+            }
             body.append(UInt8(ascii: "\""))
         }
         body.append(contentsOf: Array("]}".utf8))

@@ -1,0 +1,98 @@
+import Foundation
+import LedgerCore
+@testable import LedgerNode
+import LedgerStore
+import LedgerTestKit
+import Testing
+
+/// A transaction that reaches a node both relayed and inside a proposal has its signature checked
+/// once: whichever copy is checked first is remembered, and the other uses that.
+@Suite struct CheckedSignaturesTests {
+    static let consortium = TestConsortium()
+
+    /// The same body (so the same id) signed by the signer and by someone else.
+    static func pair() -> (genuine: SignedTransaction, forged: SignedTransaction) {
+        var factory = TransactionFactory(consortium: consortium)
+        let operation = LedgerOperation.proposeReceivable(consortium.terms(face: 100, invoiceNumber: "1"))
+        let genuine = factory.make(TestConsortium.tier1, operation, nonce: 1)
+        let forged = factory.forge(TestConsortium.tier1, operation, nonce: 1,
+                                   key: TestConsortium.key(for: "mallory", suite: consortium.suite))
+        return (genuine, forged)
+    }
+
+    /// A node alone (no links), to call its signature check directly.
+    static func node(in directory: String) throws -> ValidatorNode {
+        try ValidatorNode(configuration: .init(genesis: consortium.genesis, suite: consortium.suite, me: ValidatorIndex(0),
+                                               key: consortium.validatorKeys[0], dataDirectory: directory))
+    }
+
+    @Test func aSignatureIsCheckedOnceAndOnlyThatExactSignatureCounts() throws {
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-checked-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let node = try Self.node(in: directory)
+        defer { node.stop() }
+        let (genuine, forged) = Self.pair()
+        let key = Self.consortium.member(TestConsortium.tier1).publicKey
+        #expect(node.verifySignatures([forged]).isEmpty)
+        #expect(node.verifySignatures([genuine]) == [genuine.id: key])
+        #expect(node.checkedSignatures.withLock { $0.entries[genuine.id]?.signature } == genuine.signature, "remembered")
+        #expect(node.verifySignatures([forged]).isEmpty, "a forged signature under a checked id is checked, and fails")
+        // What is remembered is not checked again: a (planted) entry for the forged signature is
+        // taken as is, which only a skipped check can explain.
+        node.checkedSignatures.withLock { memo in
+            memo.remove(forged.id)
+            _ = memo.insert(forged.id, ValidatorNode.CheckedSignature(signature: forged.signature, key: key))
+        }
+        #expect(node.verifySignatures([forged]) == [forged.id: key])
+    }
+
+    @Test func theMemoryIsBoundedOldestForgottenFirst() {
+        var memo = ValidatorNode.CheckedSignatures(limit: 100)
+        let genuine = Self.pair().genuine
+        let entry = ValidatorNode.CheckedSignature(signature: genuine.signature, key: Self.consortium.member(TestConsortium.tier1).publicKey)
+        for n in 0..<1_000 { _ = memo.insert(Hash(w0: UInt64(n), w1: 1, w2: 2, w3: 3), entry) }
+        #expect(memo.entries.count == 100)
+        #expect(memo.ring.capacity < 200)
+        #expect(memo.entries[Hash(w0: 999, w1: 1, w2: 2, w3: 3)] != nil)
+        #expect(memo.entries[Hash(w0: 899, w1: 1, w2: 2, w3: 3)] == nil)
+        let again = memo.insert(Hash(w0: 999, w1: 1, w2: 2, w3: 3), entry)
+        #expect(!again, "a known id keeps its first entry")
+    }
+
+    /// A block carrying a transaction whose signature does not verify: refused, unless the shell
+    /// vouches for that exact signature (which is what lets a checked transaction skip a second
+    /// check; a real shell only vouches for valid ones).
+    @Test func validatingAProposalSkipsSignaturesTheShellVouchesFor() throws {
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-checked-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let consortium = Self.consortium
+        func application(_ name: String) throws -> StoreApplication {
+            let store = try LedgerStore.open(path: directory + "/\(name).sqlite", genesis: consortium.genesis, suite: consortium.suite)
+            return StoreApplication(store: store, genesis: consortium.genesis, suite: consortium.suite)
+        }
+        let forged = Self.pair().forged
+        // The proposer trusts its pool's checks, so a block with the forged transaction can be made.
+        var proposer = try application("proposer")
+        let tip = proposer.store.tip
+        let block = try proposer.propose([forged], on: tip, timestamp: tip.timestamp.adding(milliseconds: 3_600_000),
+                                         view: View(0), proposer: ValidatorIndex(0))
+        #expect(block.transactions.map(\.id) == [forged.id])
+
+        var plain = try application("plain")
+        #expect(throws: BlockValidationError.self) { try plain.validate(block, on: tip, certified: false) }
+
+        var reported = try application("reported")
+        reported.checkedElsewhere = { transactions in
+            Dictionary(uniqueKeysWithValues: transactions.map { ($0.id, $0.signature) })
+        }
+        try reported.validate(block, on: tip, certified: false)
+
+        var otherSignature = try application("other")
+        let genuine = Self.pair().genuine
+        otherSignature.checkedElsewhere = { _ in [genuine.id: genuine.signature] }
+        #expect(throws: BlockValidationError.self, "a different signature checked under the same id does not count") {
+            try otherSignature.validate(block, on: tip, certified: false)
+        }
+    }
+}
