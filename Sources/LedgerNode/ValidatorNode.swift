@@ -160,7 +160,8 @@ public final class ValidatorNode: @unchecked Sendable {
     }
 
     /// A bounded map keyed by transaction id, oldest forgotten first: a dictionary plus a ring of
-    /// the ids in insertion order, both allocated once at `limit` (about 6 MB for 65,536 ids).
+    /// the ids in insertion order, both allocated once at `limit` (about 6 MB for 65,536 ids
+    /// without values; about 7 MB for 32,768 checked signatures).
     struct RecentIDs<Value> {
         var entries: [Hash: Value]
         var ring: [Hash]
