@@ -69,13 +69,17 @@ public enum NodeMessage: Sendable {
         writer.write(committed.certificate)
     }
 
-    /// The `blocks` frame made of encoded blocks (each a block's wire bytes then its certificate's,
-    /// as `encode(_:to:)` writes them): the same bytes as `.blocks(…).wireBytes`.
-    static func blocksFrame(_ encodedBlocks: [[UInt8]]) -> [UInt8] {
-        var writer = CanonicalWriter(capacity: encodedBlocks.reduce(8) { $0 + $1.count })
+    /// The `blocks` frame made of encoded blocks, each its block's wire bytes and its certificate's
+    /// (as `encode(_:to:)` writes them, and as the store keeps them): the same bytes as
+    /// `.blocks(…).wireBytes`, copied once.
+    static func blocksFrame(_ encodedBlocks: [(wire: [UInt8], certificate: [UInt8])]) -> [UInt8] {
+        var writer = CanonicalWriter(capacity: encodedBlocks.reduce(8) { $0 + $1.wire.count + $1.certificate.count })
         writer.write(Self.version)
         writer.write(UInt8(4)); writer.write(UInt32(encodedBlocks.count))
-        for block in encodedBlocks { writer.write(raw: block) }
+        for block in encodedBlocks {
+            writer.write(raw: block.wire)
+            writer.write(raw: block.certificate)
+        }
         return writer.bytes
     }
 

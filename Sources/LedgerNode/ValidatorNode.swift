@@ -842,7 +842,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func serveBlocks(from: Height, limit: UInt32, to peer: ValidatorIndex) {
         servingQueue.async { [self] in
             let count = Int(min(limit, NodeMessage.maxBlocksPerResponse))
-            var encoded: [[UInt8]] = []
+            var encoded: [(wire: [UInt8], certificate: [UInt8])] = []
             var bytes = 0
             let tip = store.tip.height
             if from > .genesis, from <= tip, count > 0 {
@@ -851,10 +851,10 @@ public final class ValidatorNode: @unchecked Sendable {
                 // Stored bytes as they are (block wire, then certificate): the asker decodes and
                 // checks every block anyway, so this node need not decode them to encode them again.
                 try? store.forEachEncodedBlock(from: from, through: through, batchSize: min(count, 128)) { _, wire, certificate in
-                    let one = wire + certificate
-                    if !encoded.isEmpty, bytes + one.count > Self.maxCatchUpResponseBytes { return false }
-                    encoded.append(one)
-                    bytes += one.count
+                    let size = wire.count + certificate.count
+                    if !encoded.isEmpty, bytes + size > Self.maxCatchUpResponseBytes { return false }
+                    encoded.append((wire, certificate))
+                    bytes += size
                     return encoded.count < count && bytes < Self.maxCatchUpResponseBytes
                 }
             }

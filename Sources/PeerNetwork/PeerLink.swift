@@ -30,9 +30,8 @@ final class PeerLink: Sendable {
     static let batchesPerTurn = 8
 
     private struct State {
-        var queue = CircularBuffer<[UInt8]>(initialCapacity: 16)
-        /// When each queued frame was queued (`now()`), parallel to `queue`.
-        var queuedAt = CircularBuffer<UInt64>(initialCapacity: 16)
+        /// Each frame with when it was queued (`now()`).
+        var queue = CircularBuffer<(frame: [UInt8], queuedAt: UInt64)>(initialCapacity: 16)
         var queuedBytes = 0
         var channel: (any Channel)?
         var drainScheduled = false
@@ -60,12 +59,10 @@ final class PeerLink: Sendable {
             var dropped = 0
             while !state.queue.isEmpty
                 && (state.queue.count >= frameLimit || state.queuedBytes + frame.count > byteLimit) {
-                state.queuedBytes -= state.queue.removeFirst().count
-                state.queuedAt.removeFirst()
+                state.queuedBytes -= state.queue.removeFirst().frame.count
                 dropped += 1
             }
-            state.queue.append(frame)
-            state.queuedAt.append(now())
+            state.queue.append((frame, now()))
             state.queuedBytes += frame.count
             var started = false
             if dropped > 0 {
@@ -92,9 +89,8 @@ final class PeerLink: Sendable {
     func attach(_ channel: any Channel) -> (replaced: (any Channel)?, receivingPaused: Bool) {
         let time = now()
         let (replaced, paused, drainNow): ((any Channel)?, Bool, Bool) = state.withLock { state in
-            while let queued = state.queuedAt.first, time &- queued > maxAgeNanoseconds {
-                state.queuedBytes -= state.queue.removeFirst().count
-                state.queuedAt.removeFirst()
+            while let oldest = state.queue.first, time &- oldest.queuedAt > maxAgeNanoseconds {
+                state.queuedBytes -= state.queue.removeFirst().frame.count
                 state.droppedTotal += 1
             }
             let old = state.channel
@@ -166,9 +162,8 @@ final class PeerLink: Sendable {
                 }
                 var taken: [[UInt8]] = []
                 var bytes = 0
-                while let next = state.queue.first, taken.isEmpty || bytes + next.count <= Self.batchBytes {
-                    taken.append(state.queue.removeFirst())
-                    state.queuedAt.removeFirst()
+                while let next = state.queue.first?.frame, taken.isEmpty || bytes + next.count <= Self.batchBytes {
+                    taken.append(state.queue.removeFirst().frame)
                     state.queuedBytes -= next.count
                     bytes += next.count
                 }

@@ -29,16 +29,10 @@ import Testing
     @Test func storedBytesAreTheBlockAsCatchUpSendsIt() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        var last = Hash.zero
-        for number in 0..<6 {
-            let transaction = cluster.registration(number)
-            #expect(await cluster.node(0).submit(transaction) == nil)
-            last = transaction.id
-        }
-        try await cluster.waitUntilEveryoneCommitted(last)
+        _ = try await cluster.commitRegistrations(0...5, door: { _ in 0 }, waitEvery: 6)
         let store = cluster.node(0).store
-        var served: [[UInt8]] = [], decoded: [CommittedBlock] = []
-        try store.forEachEncodedBlock { _, wire, certificate in served.append(wire + certificate); return true }
+        var served: [(wire: [UInt8], certificate: [UInt8])] = [], decoded: [CommittedBlock] = []
+        try store.forEachEncodedBlock { _, wire, certificate in served.append((wire, certificate)); return true }
         try store.forEachBlock { decoded.append($0); return true }
         #expect(!served.isEmpty && served.count == decoded.count)
         let frame = NodeMessage.blocksFrame(served)

@@ -14,6 +14,7 @@ enum BenchReplay {
         let genesis = try Genesisfile.load(genesisFile).0
         let suite = try CryptoSuites.make(for: genesis)
         let original = try LedgerStore.open(path: ledger, genesis: genesis, suite: suite)
+        defer { original.close() }
         var blocks: [CommittedBlock] = []
         try original.forEachBlock { blocks.append($0); return true }
         let transactions = blocks.reduce(0) { $0 + $1.block.transactions.count }
