@@ -45,6 +45,10 @@ final class BenchLoad: @unchecked Sendable {
     let nodes: [URL]
     let follow: URL
     let session: URLSession
+    /// One per node, used only by that node's submitting thread.
+    private let transports: [BenchTransport]
+    /// Used only by the thread that follows blocks.
+    private let followTransport: BenchTransport
     let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var pending: [Hash: (due: UInt64, measured: Bool)] = [:]
@@ -77,7 +81,10 @@ final class BenchLoad: @unchecked Sendable {
         configuration.httpCookieStorage = nil
         configuration.httpShouldSetCookies = false
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: configuration)
+        let session = URLSession(configuration: configuration)
+        self.session = session
+        transports = nodes.map { BenchTransport(base: $0, session: session) }
+        followTransport = BenchTransport(base: follow, session: session)
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -115,11 +122,14 @@ final class BenchLoad: @unchecked Sendable {
         start = Self.now()
         let scheduleEnd = Double(rounds.count)
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.followBlocks(from: fromHeight.next) }
+            group.addTask { await onOwnThread("bench-follow") { self.followBlocks(from: fromHeight.next) } }
             group.addTask { await self.watch(saturationBacklogSeconds: saturationBacklogSeconds, rates: rounds.map(\.transactions.count)) }
             await withTaskGroup(of: Void.self) { submitters in
                 for (node, items) in perNode.enumerated() where !items.isEmpty {
-                    submitters.addTask { await self.submit(items, to: node) }
+                    submitters.addTask {
+                        let rest = await onOwnThread("bench-submit-\(node)") { self.submitBatches(items, to: node) }
+                        if rest < items.count { await self.submitSingly(Array(items[rest...]), to: node) }
+                    }
                 }
             }
             // Everything offered: wait for the rest to commit, then stop following.
@@ -147,23 +157,32 @@ final class BenchLoad: @unchecked Sendable {
         if target > now { try? await Task.sleep(nanoseconds: target - now) }
     }
 
-    private func submit(_ items: [Item], to node: Int) async {
+    private static func sleep(nanoseconds: UInt64) {
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+    }
+
+    /// Offers a node's items in batches, on the calling thread (blocking). Returns the index of the
+    /// first item not offered: `items.count`, or where the node turned out to have no batch
+    /// endpoint and the rest must go one by one.
+    private func submitBatches(_ items: [Item], to node: Int) -> Int {
         var index = 0
         while index < items.count, !offeringStopped.load(ordering: .relaxed) {
-            if batchUnsupported.load(ordering: .relaxed) {
-                await submitSingly(Array(items[index...]), to: node)
-                return
-            }
-            await waitUntil(items[index].due)
+            if batchUnsupported.load(ordering: .relaxed) { return index }
+            let target = start + items[index].due
+            let now = Self.now()
+            if target > now { Self.sleep(nanoseconds: target - now) }
             while !offeringStopped.load(ordering: .relaxed), !isResolved(items[index].waitsFor) {
-                try? await Task.sleep(for: .milliseconds(2))
+                Self.sleep(nanoseconds: 2_000_000)
             }
             let elapsed = Self.now() - start
             var end = index
             while end < items.count, end - index < 1_000, items[end].due <= elapsed, isResolved(items[end].waitsFor) { end += 1 }
-            let batch = Array(items[index..<end])
-            if await postBatch(batch, to: node) { index = end }
+            guard postBatch(Array(items[index..<end]), to: node) else { return index }
+            index = end
         }
+        return items.count
     }
 
     /// Whether every transaction of `round` committed or was refused (or the round timed out).
@@ -221,9 +240,16 @@ final class BenchLoad: @unchecked Sendable {
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let resultsKey = Array(#""results""#.utf8)
+    private static let falseLiteral = Array("false".utf8)
+
+    /// Whether a batch answer lists results and none of them is `false` (refused).
+    static func allAccepted(_ answer: [UInt8]) -> Bool {
+        answer.firstRange(of: resultsKey) != nil && answer.firstRange(of: falseLiteral) == nil
+    }
 
     /// Posts one batch; false when the node has no batch endpoint (the caller switches to single posts).
-    private func postBatch(_ batch: [Item], to node: Int) async -> Bool {
+    private func postBatch(_ batch: [Item], to node: Int) -> Bool {
         var body = [UInt8]()
         body.reserveCapacity(batch.reduce(32) { $0 + $1.transaction.wire.count * 2 + 3 })
         body.append(contentsOf: Array(#"{"transactions":["#.utf8))
@@ -237,14 +263,9 @@ final class BenchLoad: @unchecked Sendable {
             body.append(UInt8(ascii: "\""))
         }
         body.append(contentsOf: Array("]}".utf8))
-        var request = URLRequest(url: nodes[node].appendingPathComponent("v1/transactions/batch"))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(body)
         markOffered(batch[...])
         do {
-            let (data, response) = try await session.data(for: request)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let (status, data) = try transports[node].send("POST", "/v1/transactions/batch", body: body)
             if status == 404 || status == 405 {
                 lock.withLock {
                     for item in batch {
@@ -258,7 +279,10 @@ final class BenchLoad: @unchecked Sendable {
                 }
                 return false
             }
-            guard let answer = try? JSONDecoder().decode(BatchAnswer.self, from: data) else {
+            // Every transaction accepted: nothing in the answer to read (decoding it cost more
+            // than the rest of handling a batch).
+            if status == 200, Self.allAccepted(data) { return true }
+            guard let answer = try? JSONDecoder().decode(BatchAnswer.self, from: Data(data)) else {
                 let text = String(decoding: data.prefix(200), as: UTF8.self)
                 noteError("batch to \(nodes[node]) answered \(status): \(text)")
                 for item in batch { markRefused(item, code: "http\(status)", message: text) }
@@ -268,8 +292,8 @@ final class BenchLoad: @unchecked Sendable {
                 markRefused(item, code: result.code ?? "refused", message: result.message ?? "")
             }
         } catch {
-            noteError("batch to \(nodes[node]): \(error.localizedDescription)")
-            for item in batch { markRefused(item, code: "unreachable", message: error.localizedDescription) }
+            noteError("batch to \(nodes[node]): \(error)")
+            for item in batch { markRefused(item, code: "unreachable", message: "\(error)") }
         }
         return true
     }
@@ -314,11 +338,12 @@ final class BenchLoad: @unchecked Sendable {
 
     // MARK: Following blocks
 
-    private func followBlocks(from first: Height) async {
+    /// Reads blocks as they commit, on the calling thread (blocking).
+    private func followBlocks(from first: Height) {
         var height = first
         while !stop.load(ordering: .relaxed) {
-            guard let block = await fetchBlock(height) else {
-                try? await Task.sleep(for: .milliseconds(3))
+            guard let block = fetchBlock(height) else {
+                Self.sleep(nanoseconds: 3_000_000)
                 continue
             }
             let seen = Self.now()
@@ -341,10 +366,14 @@ final class BenchLoad: @unchecked Sendable {
         }
     }
 
-    private func fetchBlock(_ height: Height) async -> BlockView? {
-        guard let (data, response) = try? await session.data(from: follow.appendingPathComponent("v1/blocks/\(height.value)")),
-              (response as? HTTPURLResponse)?.statusCode == 200 else { return nil }
-        return try? JSONDecoder().decode(BlockView.self, from: data)
+    /// What the follower reads of a block (the decoder skips the header and certificate).
+    struct BlockTransactions: Decodable {
+        var transactions: [Hash]
+    }
+
+    private func fetchBlock(_ height: Height) -> BlockTransactions? {
+        guard let (status, data) = try? followTransport.send("GET", "/v1/blocks/\(height.value)"), status == 200 else { return nil }
+        return try? JSONDecoder().decode(BlockTransactions.self, from: Data(data))
     }
 
     // MARK: Progress and saturation
@@ -377,5 +406,43 @@ final class BenchLoad: @unchecked Sendable {
                 lastCommitted = committed
             }
         }
+    }
+}
+
+/// How the load generator reaches one node, from one thread at a time: a keep-alive connection of
+/// its own for a plain `http://` node, URLSession (waited for) otherwise.
+final class BenchTransport: @unchecked Sendable {
+    let base: URL
+    let session: URLSession
+    private let connection: BenchHTTPConnection?
+
+    init(base: URL, session: URLSession) {
+        self.base = base
+        self.session = session
+        connection = BenchHTTPConnection(url: base)
+    }
+
+    /// Sends a request and waits for its answer. `path` starts with "/".
+    func send(_ method: String, _ path: String, body: [UInt8] = []) throws -> (status: Int, body: [UInt8]) {
+        if let connection { return try connection.request(method, path, body: body) }
+        var request = URLRequest(url: base.appendingPathComponent(String(path.dropFirst())))
+        request.httpMethod = method
+        if method == "POST" {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(body)
+        }
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<(Int, [UInt8]), any Error>?>(nil)
+        session.dataTask(with: request) { data, response, error in
+            let outcome: Result<(Int, [UInt8]), any Error> = if let error {
+                .failure(error)
+            } else {
+                .success(((response as? HTTPURLResponse)?.statusCode ?? 0, [UInt8](data ?? Data())))
+            }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }.resume()
+        done.wait()
+        return try result.withLock { $0! }.get()
     }
 }
