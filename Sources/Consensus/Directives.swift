@@ -79,6 +79,8 @@ public enum Evidence: Hashable, Sendable {
 /// Why a message was not used.
 public enum IgnoreReason: String, Hashable, Sendable {
     case notValidator, staleView, futureView, outsideWatermarks, duplicate, alreadyCommitted, notInView, staleCheckpoint
+    /// A vote agreeing with a quorum this replica already holds: not needed, so not checked.
+    case quorumReached
 }
 
 /// The answer to one input.

@@ -322,6 +322,67 @@ func isCheckpoint(_ message: ConsensusMessage) -> Bool { if case .checkpoint = m
         #expect(output.directives.contains(.reportMisbehaviour(2, .conflictingCommits(first, second))))
     }
 
+    /// Votes that cannot change anything are dropped before their signatures are checked: for a
+    /// committed height, or agreeing with a quorum already held. A vote that disagrees with the
+    /// quorum is still checked (it may be evidence).
+    @Test func votesBeyondAQuorumAreNotCheckedButDisagreeingOnesAre() throws {
+        var cluster = Cluster(nodes: 7)
+        let keys = cluster.consortium.validatorKeys, chainID = cluster.consortium.genesis.chainID, suite = cluster.consortium.suite
+        let quorum = cluster.consortium.validatorSet.quorum
+        let agreed = suite.hash([1]), other = suite.hash([2])
+        let voters = [0, 2, 3, 4, 5, 6].map { ValidatorIndex(UInt16($0)) }
+        for voter in voters.prefix(quorum) {
+            let commit = try Commit.sign(chainID: chainID, view: 0, height: 2, blockHash: agreed, replica: voter, key: keys[Int(voter.value)], suite: suite)
+            #expect(cluster.replicas[1].onMessage(.commit(commit), from: voter, now: cluster.now, application: &cluster.applications[1]).outcome == .accepted)
+        }
+        let last = voters[quorum]
+        var forgedAgreeing = try Commit.sign(chainID: chainID, view: 0, height: 2, blockHash: agreed, replica: last, key: keys[Int(last.value)], suite: suite)
+        forgedAgreeing.vote.signature.rawRepresentation[0] ^= 1
+        #expect(cluster.replicas[1].onMessage(.commit(forgedAgreeing), from: last, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .ignored(.quorumReached))
+        var forgedOther = try Commit.sign(chainID: chainID, view: 0, height: 2, blockHash: other, replica: last, key: keys[Int(last.value)], suite: suite)
+        forgedOther.vote.signature.rawRepresentation[0] ^= 1
+        #expect(cluster.replicas[1].onMessage(.commit(forgedOther), from: last, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .misbehaving(last, .badSignature(kind: "commit")))
+    }
+
+    @Test func preparesAfterPreparedAndVotesForCommittedHeightsAreDropped() throws {
+        var cluster = Cluster()
+        let keys = cluster.consortium.validatorKeys, chainID = cluster.consortium.genesis.chainID, suite = cluster.consortium.suite
+        cluster.submitNew(to: [0])
+        guard case .prePrepare(let prePrepare) = try #require(cluster.network.first { $0.to == 1 }?.message) else {
+            Issue.record("expected a pre-prepare")
+            return
+        }
+        cluster.network.removeAll()
+        for index in 1...2 { cluster.deliver(.prePrepare(prePrepare), from: 0, to: index) }
+        // A prepare whose proposal is not the one held (a forged proposal signature) is still refused.
+        var forgedProposal = prePrepare.proposal
+        forgedProposal.signature.rawRepresentation[0] ^= 1
+        let carrying = try Prepare.sign(proposal: forgedProposal, chainID: chainID, replica: 3, key: keys[3], suite: suite)
+        guard case .misbehaving(3, .malformed) = cluster.replicas[1].onMessage(.prepare(carrying), from: 3, now: cluster.now,
+                                                                              application: &cluster.applications[1]).outcome else {
+            Issue.record("a prepare carrying a forged proposal was not refused")
+            return
+        }
+        let fromTwo = try Prepare.sign(proposal: prePrepare.proposal, chainID: chainID, replica: 2, key: keys[2], suite: suite)
+        #expect(cluster.replicas[1].onMessage(.prepare(fromTwo), from: 2, now: cluster.now, application: &cluster.applications[1]).outcome == .accepted)
+        #expect(cluster.replicas[1].preparedHeights == [1])
+        var late = try Prepare.sign(proposal: prePrepare.proposal, chainID: chainID, replica: 3, key: keys[3], suite: suite)
+        late.signature.rawRepresentation[0] ^= 1
+        #expect(cluster.replicas[1].onMessage(.prepare(late), from: 3, now: cluster.now, application: &cluster.applications[1]).outcome
+                == .ignored(.quorumReached))
+        // Once a block is committed, even a forged vote for its height is only stale.
+        var committed = Cluster()
+        committed.submitNew()
+        committed.run()
+        let block = try #require(committed.chains[1].first)
+        var stale = try Commit.sign(chainID: chainID, view: 0, height: 1, blockHash: block.certificate.blockHash, replica: 3, key: keys[3], suite: suite)
+        stale.vote.signature.rawRepresentation[0] ^= 1
+        #expect(committed.replicas[1].onMessage(.commit(stale), from: 3, now: committed.now, application: &committed.applications[1]).outcome
+                == .ignored(.alreadyCommitted))
+    }
+
     @Test func aProposalOutsideTheClockBoundIsNotPrepared() throws {
         var cluster = Cluster()
         cluster.submitNew(to: [0])
