@@ -51,7 +51,7 @@ public struct LedgerAPI: Sendable {
         router.get("/v1/fragments/:id") { _, context in try json(try fragment(FragmentID(try hashParameter(context, "id")))) }
         router.post("/v1/eligibility") { request, context in try await eligibility(request, context: context) }
         router.get("/v1/invoices") { request, _ in try json(try invoices(request)) }
-        router.get("/v1/blocks/:height") { _, context in try json(try block(try heightParameter(context))) }
+        router.get("/v1/blocks/:height") { request, context in try await blockResponse(request, context: context) }
         router.get("/v1/blocks/:height/proofs/:id") { _, context in
             try json(try proof(height: try heightParameter(context), id: try hashParameter(context, "id")))
         }
@@ -265,12 +265,24 @@ public struct LedgerAPI: Sendable {
         return roots.map(RootView.init)
     }
 
+    /// A committed block; with `?wait=true`, a block not committed yet is waited for (up to
+    /// `timeout` seconds, 0.1-60, default 10) before the answer is 404.
+    func blockResponse(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let height = try heightParameter(context)
+        let wait = request.uri.queryParameters.get("wait").map { $0 == "true" || $0 == "1" } ?? false
+        if wait, store.tip.height < height {
+            let seconds = request.uri.queryParameters.get("timeout").flatMap(Double.init).map { min(max($0, 0.1), 60) } ?? 10
+            _ = await node.waitForHeight(height, timeout: .milliseconds(Int(seconds * 1000)))
+        }
+        return try json(try block(height))
+    }
+
     func block(_ height: Height) throws -> BlockView {
-        guard let committed = try store.block(at: height) else {
+        guard let summary = try store.blockSummary(at: height) else {
             throw APIError(.notFound, "unknownBlock", "no block \(height); the head is \(store.tip.height)")
         }
-        return BlockView(height: height, hash: committed.certificate.blockHash, header: committed.block.header,
-                         transactions: committed.block.transactions.map(\.id), certificate: committed.certificate)
+        return BlockView(height: height, hash: summary.hash, header: summary.header,
+                         transactions: summary.transactionIDs, certificate: summary.certificate)
     }
 
     func proof(height: Height, id: Hash) throws -> InclusionProofView {

@@ -563,6 +563,22 @@ enum OpenAPIDocument {
        "minimum": 1,
        "type": "integer"
       }
+     },
+     {
+      "description": "Wait for the block if it is not committed yet (a long poll for following the chain)",
+      "in": "query",
+      "name": "wait",
+      "schema": {
+       "type": "boolean"
+      }
+     },
+     {
+      "description": "Seconds to wait (0.1-60, default 10); 404 if the block is still not committed",
+      "in": "query",
+      "name": "timeout",
+      "schema": {
+       "type": "number"
+      }
      }
     ],
     "responses": {

@@ -96,6 +96,11 @@ public final class ValidatorNode: @unchecked Sendable {
     /// The links, for the catch-up pipeline's requests (sent from its own queue).
     let sharedLinks = Mutex<(any PeerLinks)?>(nil)
     var waiters: [Hash: [CheckedContinuation<TransactionStatus, Never>]] = [:]
+    /// Clients waiting for a block to commit (`waitForHeight`), each with a token for its timeout.
+    var heightWaiters: [(height: Height, token: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+    var lastHeightWaiterToken: UInt64 = 0
+    /// Most clients waiting for a block at once; more are answered at once.
+    static let maxHeightWaiters = 1_024
     /// Transactions admitted here and not yet committed or dropped.
     var pending = Set<Hash>()
     var dropped: [Hash: Rejection] = [:]
@@ -565,6 +570,36 @@ public final class ValidatorNode: @unchecked Sendable {
         }
     }
 
+    /// Waits until the committed head reaches `height` (true) or `timeout` passes (false): a
+    /// long poll for a client following the chain, instead of asking again every few milliseconds.
+    public func waitForHeight(_ height: Height, timeout: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            queue.async { [self] in
+                guard store.tip.height < height else { return continuation.resume(returning: true) }
+                guard haltReason == nil, heightWaiters.count < Self.maxHeightWaiters else { return continuation.resume(returning: false) }
+                lastHeightWaiterToken += 1
+                let token = lastHeightWaiterToken
+                heightWaiters.append((height, token, continuation))
+                let (seconds, attoseconds) = timeout.components
+                queue.asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
+                    guard let index = heightWaiters.firstIndex(where: { $0.token == token }) else { return }
+                    heightWaiters.remove(at: index).continuation.resume(returning: false)
+                }
+            }
+        }
+    }
+
+    /// Resumes the clients waiting for a height the head has reached.
+    func wakeHeightWaiters() {
+        let tip = store.tip.height
+        guard heightWaiters.contains(where: { $0.height <= tip }) else { return }
+        var waiting: [(height: Height, token: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+        for waiter in heightWaiters {
+            if waiter.height <= tip { waiter.continuation.resume(returning: true) } else { waiting.append(waiter) }
+        }
+        heightWaiters = waiting
+    }
+
     /// Where a transaction stands on this node.
     public func status(of id: Hash) -> TransactionStatus {
         queue.sync { statusOnQueue(of: id) }
@@ -609,6 +644,8 @@ public final class ValidatorNode: @unchecked Sendable {
             haltReason = haltReason ?? NodeError(.halted, "the node was stopped")
             for (_, list) in waiters { for waiter in list { waiter.resume(returning: .pending) } }
             waiters = [:]
+            for waiter in heightWaiters { waiter.continuation.resume(returning: false) }
+            heightWaiters = []
         }
     }
 
@@ -684,6 +721,7 @@ public final class ValidatorNode: @unchecked Sendable {
             halt(NodeError(.storage, "cannot store a committed block: \(failure); the node stops so it can restart and catch up"))
             return
         }
+        if !heightWaiters.isEmpty { wakeHeightWaiters() }
         for (height, receipts) in application.takeCommitted() {
             let rejected = receipts.filter { !$0.isCommitted }.count
             emit(.committed(height: height, transactions: receipts.count, rejected: rejected))

@@ -495,6 +495,37 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         return try decodeBlock(height: height, wire: raw.wire, certificate: raw.certificate)
     }
 
+    /// A block's hash, header, transaction ids (in block order) and certificate, or nil above the
+    /// tip: what a block listing shows, read from the stored header and the transaction rows
+    /// without decoding and hashing every transaction of the block (the verifier checks the rows'
+    /// ids against the block's transactions).
+    public func blockSummary(at height: Height) throws -> BlockSummary? {
+        let raw = try withConnection { connection -> (hash: [UInt8], header: [UInt8], certificate: [UInt8], ids: [[UInt8]])? in
+            let statement = try connection.statement("SELECT hash, header, certificate FROM block WHERE height = ?").bind(SQLValue(height))
+            guard let row = try statement.next() else { return nil }
+            let found = (row.blob(0), row.blob(1), row.blob(2))
+            statement.reset()
+            let ids = try connection.statement("SELECT id FROM \"transaction\" WHERE height = ? ORDER BY position").bind(SQLValue(height)).map { $0.blob(0) }
+            return (found.0, found.1, found.2, ids)
+        }
+        guard let raw else { return nil }
+        do {
+            guard let hash = Hash(bytes: raw.hash) else { throw StoreError(.corrupt, "the stored hash is \(raw.hash.count) bytes") }
+            let ids = try raw.ids.map { bytes in
+                guard let id = Hash(bytes: bytes) else { throw StoreError(.corrupt, "a transaction id is \(bytes.count) bytes") }
+                return id
+            }
+            let header = try BlockHeader(canonicalBytes: raw.header)
+            guard ids.count == Int(header.transactionCount) else {
+                throw StoreError(.corrupt, "\(ids.count) transaction rows for a header that counts \(header.transactionCount)")
+            }
+            return BlockSummary(height: height, hash: hash, header: header, transactionIDs: ids,
+                                certificate: try CommitCertificate(canonicalBytes: raw.certificate))
+        } catch {
+            throw StoreError(.corrupt, "stored block \(height) does not decode (\(error)); run `scf ledger verify` on \(path)")
+        }
+    }
+
     /// The hash of the block at `height` (the genesis hash at height 0), or nil above the tip.
     public func blockHash(at height: Height) throws -> Hash? {
         if height == .genesis { return genesisHash }
@@ -825,4 +856,13 @@ private final class SnapshotReader: LedgerStateReader, @unchecked Sendable {
     func fragment(_ id: FragmentID) throws -> Fragment? { try store.cachedRecord(id, reading: connection) }
     func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try store.cachedRecord(key, reading: connection) }
     func financingRequest(_ id: Hash) throws -> FinancingRequest? { try store.cachedRecord(id, reading: connection) }
+}
+
+/// A committed block as listed: its header, certificate and transaction ids (see `blockSummary(at:)`).
+public struct BlockSummary: Hashable, Sendable {
+    public var height: Height
+    public var hash: Hash
+    public var header: BlockHeader
+    public var transactionIDs: [Hash]
+    public var certificate: CommitCertificate
 }

@@ -129,6 +129,30 @@ import Testing
         }
     }
 
+    /// `GET /v1/blocks/:height?wait=true` answers when the block commits (a long poll), and 404
+    /// when the timeout passes first.
+    @Test func aBlockCanBeWaitedFor() async throws {
+        try await Self.withAPI { client, cluster in
+            var factory = cluster.factory
+            let next = cluster.node(0).store.tip.height.next
+            let started = ContinuousClock.now
+            try await client.execute(uri: "/v1/blocks/\(next.value + 50)?wait=true&timeout=0.3", method: .get) { response in
+                #expect(response.status == .notFound)
+            }
+            #expect(ContinuousClock.now - started >= .milliseconds(290), "answered before the timeout")
+            let terms = cluster.consortium.terms(face: 1_000_00, invoiceNumber: "88", issue: "2026-01-02", maturity: "2027-06-30")
+            let proposal = factory.make(TestConsortium.tier1, .proposeReceivable(terms))
+            async let waited: BlockView = client.execute(uri: "/v1/blocks/\(next.value)?wait=true&timeout=60", method: .get) { response in
+                #expect(response.status == .ok)
+                return try Self.decode(BlockView.self, response)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            try await client.execute(uri: "/v1/transactions", method: .post, body: Self.body(proposal)) { #expect($0.status == .accepted) }
+            let block = try await waited
+            #expect(block.height == next && block.transactions == [proposal.id])
+        }
+    }
+
     @Test func badRequestsGetA4xxWithAReason() async throws {
         try await Self.withAPI { client, cluster in
             var factory = cluster.factory

@@ -28,12 +28,21 @@ import Testing
         }
     }
 
-    @Test func aTransactionIsServedFromItsBlockWithItsReceiptAndPlace() throws {
+    /// Opens a copy of the fixture's ledger and passes it with the blocks it holds.
+    func withFixtureStore(_ body: (LedgerStore, [CommittedBlock]) throws -> Void) throws {
         let directory = TemporaryDirectory()
         let path = fixture.copy(into: directory)
         let chain = try blocks(of: path)
         let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
         defer { store.close() }
+        try body(store, chain)
+    }
+
+    @Test func aTransactionIsServedFromItsBlockWithItsReceiptAndPlace() throws {
+        try withFixtureStore { store, chain in try checkTransactionsAreServed(store, chain) }
+    }
+
+    func checkTransactionsAreServed(_ store: LedgerStore, _ chain: [CommittedBlock]) throws {
         for committed in chain {
             let height = committed.block.header.height
             let stored = try store.transactions(inBlock: height)
@@ -53,6 +62,22 @@ import Testing
         #expect(!bySigner.isEmpty)
         #expect(bySigner.allSatisfy { $0.transaction.body.signer == signer })
         #expect(bySigner.map { [$0.height.value, UInt64($0.position)] } == bySigner.map { [$0.height.value, UInt64($0.position)] }.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
+    /// A block listing (the API's `GET /v1/blocks/:height`) is read from the stored header and the
+    /// transaction rows, and says exactly what decoding the whole block says.
+    @Test func aBlockSummaryMatchesTheDecodedBlock() throws {
+        try withFixtureStore { store, chain in
+            for committed in chain {
+                let summary = try #require(try store.blockSummary(at: committed.block.header.height))
+                #expect(summary.height == committed.block.header.height)
+                #expect(summary.hash == committed.block.hash(suite: consortium.suite))
+                #expect(summary.header == committed.block.header)
+                #expect(summary.transactionIDs == committed.block.transactions.map(\.id))
+                #expect(summary.certificate == committed.certificate)
+            }
+            #expect(try store.blockSummary(at: store.tip.height.next) == nil)
+        }
     }
 
     /// The index holds only 8 bytes of the id: an id sharing them with a stored one is not stored.

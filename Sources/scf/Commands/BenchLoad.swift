@@ -372,7 +372,9 @@ final class BenchLoad: @unchecked Sendable {
     }
 
     private func fetchBlock(_ height: Height) -> BlockTransactions? {
-        guard let (status, data) = try? followTransport.send("GET", "/v1/blocks/\(height.value)"), status == 200 else { return nil }
+        // A long poll: the node answers when the block commits (a node without it answers 404
+        // at once, and the follower asks again after a pause).
+        guard let (status, data) = try? followTransport.send("GET", "/v1/blocks/\(height.value)?wait=true&timeout=1"), status == 200 else { return nil }
         return try? JSONDecoder().decode(BlockTransactions.self, from: Data(data))
     }
 
@@ -425,7 +427,9 @@ final class BenchTransport: @unchecked Sendable {
     /// Sends a request and waits for its answer. `path` starts with "/".
     func send(_ method: String, _ path: String, body: [UInt8] = []) throws -> (status: Int, body: [UInt8]) {
         if let connection { return try connection.request(method, path, body: body) }
-        var request = URLRequest(url: base.appendingPathComponent(String(path.dropFirst())))
+        let text = base.absoluteString.hasSuffix("/") ? String(base.absoluteString.dropLast()) : base.absoluteString
+        guard let url = URL(string: text + path) else { throw BenchHTTPConnection.Failure(description: "bad URL \(text)\(path)") }
+        var request = URLRequest(url: url)
         request.httpMethod = method
         if method == "POST" {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")

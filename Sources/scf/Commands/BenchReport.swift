@@ -200,7 +200,11 @@ struct SessionReport: Codable, Sendable {
     var committed = 0
     var seconds = 0.0
     var committedPerSecond = 0.0
+    /// Against the mean of the ceiling measured before the run and right after this session's load.
     var fractionOfCeiling: Double?
+    var ceilingBeforeLoad: Double?
+    var ceilingAfterLoad: Double?
+    var ceilingUsed: Double?
     var latencyMilliseconds = LatencyFigures()
     var refused: [String: Int] = [:]
     var refusedExamples: [String: String] = [:]
@@ -231,6 +235,7 @@ struct SessionReport: Codable, Sendable {
         committed = outcome.committed
         seconds = outcome.seconds
         committedPerSecond = Double(committed) / outcome.seconds
+        ceilingUsed = ceiling > 0 ? ceiling : nil
         fractionOfCeiling = ceiling > 0 ? committedPerSecond / ceiling : nil
         latencyMilliseconds = LatencyFigures(outcome.latency)
         refused = outcome.refused
@@ -268,8 +273,12 @@ struct SessionReport: Codable, Sendable {
         out += String(format: "  committed            %d in %.1f s: %.0f tx/s", committed, seconds, committedPerSecond)
         if let fraction = fractionOfCeiling { out += String(format: " = %.0f%% of the ceiling", fraction * 100) }
         out += "\n"
+        if let before = ceilingBeforeLoad, let after = ceilingAfterLoad, let used = ceilingUsed {
+            out += String(format: "  ceiling              %.0f tx/s before the run, %.0f right after this load: %.0f, their mean, is the ceiling here\n", before, after, used)
+        }
         if let saturation = saturationCommittedPerSecond {
             out += String(format: "  saturation           %.0f tx/s committed (best step)", saturation)
+            if let used = ceilingUsed { out += String(format: " = %.0f%% of the ceiling", saturation / used * 100) }
             if let stopped = stoppedAtSecond { out += ", stopped offering at \(stopped) s" }
             out += "\n  steps                " + steps.map { String(format: "%d→%.0f", $0.offered, $0.committedPerSecond) }.joined(separator: " ") + " (offered→committed tx/s)\n"
         }
