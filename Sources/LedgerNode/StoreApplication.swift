@@ -75,6 +75,13 @@ public struct StoreApplication: ReplicaApplication {
     /// the pool and its execution gives the definitive answer. Set by the shell per group.
     public var headIsCurrent = true
 
+    /// Whether admission dry-runs a transaction against every rule: yes for a client's own
+    /// submission, which gets the rules' verdict as its answer; no for a copy another validator
+    /// relayed, which that validator judged when its client submitted it (the verdict here would
+    /// be answered to nobody, and the block's execution still judges it). Set by the shell per
+    /// transaction.
+    public var judgeByRules = true
+
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
         lastAdmissionRejection = check(transaction)
         if lastAdmissionRejection == nil {
@@ -107,7 +114,7 @@ public struct StoreApplication: ReplicaApplication {
             // state, so an obvious refusal is answered now rather than committed as refused. Later
             // nonces depend on transactions still in the pool and are checked when they execute,
             // and so is everything while the head is behind (see `headIsCurrent`).
-            if headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
+            if judgeByRules, headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
         } catch {
             return Rejection(.invalidState, "the node could not read its ledger: \(error)")
         }

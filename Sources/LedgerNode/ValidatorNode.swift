@@ -531,6 +531,8 @@ public final class ValidatorNode: @unchecked Sendable {
 
     func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
         if let haltReason { return Rejection(.invalidState, "this node has stopped: \(haltReason.message)") }
+        application.judgeByRules = fromClient
+        defer { application.judgeByRules = true }
         let output = replica.onClientRequest(transaction, now: configuration.clock(), application: &application)
         collect(output)
         switch output.outcome {

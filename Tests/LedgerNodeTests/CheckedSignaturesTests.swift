@@ -96,3 +96,23 @@ import Testing
         }
     }
 }
+
+/// Admission answers a client with the rules' verdict (a dry run on the committed state); a copy
+/// another validator relayed was judged there and is not run again here.
+@Suite struct AdmissionDryRunTests {
+    @Test func onlyAClientsOwnSubmissionIsDryRunAgainstTheRules() throws {
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-dryrun-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let node = try CheckedSignaturesTests.node(in: directory)
+        defer { node.stop() }
+        let consortium = CheckedSignaturesTests.consortium
+        var factory = TransactionFactory(consortium: consortium)
+        // The debtor confirms a receivable nobody proposed: signed and next in nonce, but against the rules.
+        let confirm = factory.make(TestConsortium.core, .confirmReceivable(ReceivableID(consortium.suite.hash([7]))), nonce: 1)
+        let asClient = node.queue.sync { node.admit(confirm, fromClient: true) }
+        #expect(asClient?.code == .unknownReceivable, "got \(String(describing: asClient))")
+        let relayed = node.queue.sync { node.admit(confirm, fromClient: false) }
+        #expect(relayed == nil, "a relayed copy enters the pool; its block's execution judges it")
+        #expect(node.queue.sync { node.pending.contains(confirm.id) })
+    }
+}
