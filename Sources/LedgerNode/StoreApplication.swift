@@ -172,7 +172,7 @@ public struct StoreApplication: ReplicaApplication {
             }
         }
         let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
-                                           signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted))
+                                           signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted), checkInvariants: !certified)
         remember(block, result: result, before: before)
     }
 

@@ -44,13 +44,19 @@ public struct LedgerVerifier: Sendable {
         /// certificates, re-execution, receipts, rows, state) is checked the same. A node's start-up
         /// check uses this: about a third of the cost of the full check.
         public var checksClientSignatures: Bool
+        /// Re-check the ledger-wide invariants after each block (the default, and what `scf ledger
+        /// verify` does). When false, they are trusted for the same reason: each block's checked
+        /// certificate shows a quorum executed it with the check and agreed on its state digest,
+        /// which re-execution must reproduce. A node's start-up check skips them too.
+        public var checksInvariants: Bool
 
         public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256,
-                    checksClientSignatures: Bool = true) {
+                    checksClientSignatures: Bool = true, checksInvariants: Bool = true) {
             self.progressInterval = max(1, progressInterval)
             self.parallelSignatures = parallelSignatures
             self.batchSize = max(1, batchSize)
             self.checksClientSignatures = checksClientSignatures
+            self.checksInvariants = checksInvariants
         }
     }
 
@@ -308,7 +314,8 @@ private struct Run {
         let trusted = item.signaturesChecked && item.keysUsed.allSatisfy { state.members[$0.0]?.publicKey == $0.1 }
         let result: ExecutionResult
         do {
-            result = try executor.validate(block, on: tip, state: state, signatures: trusted ? .trusted : .verify)
+            result = try executor.validate(block, on: tip, state: state, signatures: trusted ? .trusted : .verify,
+                                           checkInvariants: options.checksInvariants)
         } catch let error as BlockValidationError {
             return VerificationFailure(height: height, code: .invalidBlock, message: error.description)
         } catch {

@@ -62,9 +62,12 @@ public struct BlockExecutor: Sendable {
     }
 
     /// Executes transactions on top of `state`. Throws `BlockValidationError` only for faults that
-    /// invalidate the block; rule violations become rejected receipts.
+    /// invalidate the block; rule violations become rejected receipts. `checkInvariants: false`
+    /// skips the ledger-wide invariant check after the block, for a block a commit certificate
+    /// vouches for (a quorum executed it with the check and agreed on its state digest, which the
+    /// caller compares): catch-up and the start-up check. `scf ledger verify` keeps it.
     public func execute<S: LedgerStateReader>(_ transactions: [SignedTransaction], context: BlockContext, state: S,
-                                              signatures: SignaturePolicy = .verify) throws -> ExecutionResult {
+                                              signatures: SignaturePolicy = .verify, checkInvariants: Bool = true) throws -> ExecutionResult {
         let writes = BlockWrites(base: state)
         var receipts: [Receipt] = []
         receipts.reserveCapacity(transactions.count)
@@ -102,7 +105,7 @@ public struct BlockExecutor: Sendable {
         }
 
         let overlay = OverlayState(base: state, changes: writes.changes)
-        try InvariantChecker(before: state, after: overlay).check()
+        if checkInvariants { try InvariantChecker(before: state, after: overlay).check() }
 
         let transactionsRoot = Block.transactionsRoot(included, suite: suite)
         let resultsRoot = MerkleTree.root(leaves: receipts.map { $0.merkleLeaf(suite: suite) }, suite: suite)
@@ -137,7 +140,7 @@ public struct BlockExecutor: Sendable {
     /// monotonic timestamp, limits, every signature (unless trusted), and that the header's
     /// transaction root, result root and state digest are what execution gives.
     public func validate<S: LedgerStateReader>(_ block: Block, on tip: ChainTip, state: S,
-                                               signatures: SignaturePolicy = .verify) throws -> ExecutionResult {
+                                               signatures: SignaturePolicy = .verify, checkInvariants: Bool = true) throws -> ExecutionResult {
         let header = block.header
         guard header.chainID == chainID else {
             throw BlockValidationError(.wrongChain, "block is for chain \(header.chainID), this is \(chainID)")
@@ -158,7 +161,7 @@ public struct BlockExecutor: Sendable {
                                    previousStateDigest: tip.stateDigest, timestamp: header.timestamp,
                                    view: header.view, proposer: header.proposer)
         let policy: SignaturePolicy = signatures == .verifyAndDrop ? .verify : signatures
-        let result = try execute(block.transactions, context: context, state: state, signatures: policy)
+        let result = try execute(block.transactions, context: context, state: state, signatures: policy, checkInvariants: checkInvariants)
         guard result.transactionsRoot == header.transactionsRoot else {
             throw BlockValidationError(.transactionsRootMismatch, "block \(header.height): transactions do not match the header's Merkle root")
         }
