@@ -75,10 +75,8 @@ public struct LedgerAPI: Sendable {
         if let rejection = await node.submit(transaction) {
             return try json(view(transaction, .rejected(height: nil, rejection)), status: rejection.code == .replayed ? .conflict : .unprocessableContent)
         }
-        let wait = request.uri.queryParameters.get("wait").map { $0 == "true" || $0 == "1" } ?? false
-        guard wait else { return try json(view(transaction, node.status(of: transaction.id)), status: .accepted) }
-        let seconds = request.uri.queryParameters.get("timeout").flatMap(Double.init).map { min(max($0, 0.1), 60) } ?? 10
-        let outcome = await node.waitForOutcome(of: transaction.id, timeout: .milliseconds(Int(seconds * 1000)))
+        guard let timeout = waitTimeout(request) else { return try json(view(transaction, node.status(of: transaction.id)), status: .accepted) }
+        let outcome = await node.waitForOutcome(of: transaction.id, timeout: timeout)
         switch outcome {
         case .committed: return try json(view(transaction, outcome), status: .ok)
         case .rejected: return try json(view(transaction, outcome), status: .unprocessableContent)
@@ -269,12 +267,19 @@ public struct LedgerAPI: Sendable {
     /// `timeout` seconds, 0.1-60, default 10) before the answer is 404.
     func blockResponse(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let height = try heightParameter(context)
-        let wait = request.uri.queryParameters.get("wait").map { $0 == "true" || $0 == "1" } ?? false
-        if wait, store.tip.height < height {
-            let seconds = request.uri.queryParameters.get("timeout").flatMap(Double.init).map { min(max($0, 0.1), 60) } ?? 10
-            _ = await node.waitForHeight(height, timeout: .milliseconds(Int(seconds * 1000)))
+        if let timeout = waitTimeout(request), store.tip.height < height {
+            _ = await node.waitForHeight(height, timeout: timeout)
         }
         return try json(try block(height))
+    }
+
+    /// How long a request asks to wait: nil without `wait=true` (or `1`), else `timeout` seconds
+    /// (0.1-60, default 10).
+    func waitTimeout(_ request: Request) -> Duration? {
+        let query = request.uri.queryParameters
+        guard let wait = query.get("wait"), wait == "true" || wait == "1" else { return nil }
+        let seconds = query.get("timeout").flatMap(Double.init).map { min(max($0, 0.1), 60) } ?? 10
+        return .milliseconds(Int(seconds * 1000))
     }
 
     func block(_ height: Height) throws -> BlockView {

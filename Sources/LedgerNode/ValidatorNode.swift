@@ -561,9 +561,7 @@ public final class ValidatorNode: @unchecked Sendable {
                     return
                 }
                 waiters[id, default: []].append(continuation)
-                let (seconds, attoseconds) = timeout.components
-                let delay = Double(seconds) + Double(attoseconds) / 1e18
-                queue.asyncAfter(deadline: .now() + delay) { [self] in
+                queue.asyncAfter(deadline: .now() + timeout.seconds) { [self] in
                     guard var list = waiters[id], !list.isEmpty else { return }
                     list.removeFirst().resume(returning: .pending)
                     waiters[id] = list.isEmpty ? nil : list
@@ -582,8 +580,7 @@ public final class ValidatorNode: @unchecked Sendable {
                 lastHeightWaiterToken += 1
                 let token = lastHeightWaiterToken
                 heightWaiters.append((height, token, continuation))
-                let (seconds, attoseconds) = timeout.components
-                queue.asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
+                queue.asyncAfter(deadline: .now() + timeout.seconds) { [self] in
                     guard let index = heightWaiters.firstIndex(where: { $0.token == token }) else { return }
                     heightWaiters.remove(at: index).continuation.resume(returning: false)
                 }
@@ -910,3 +907,7 @@ extension ValidatorNode.RecentIDs where Value == Void {
     mutating func insert(_ id: Hash) -> Bool { insert(id, ()) }
 }
 
+extension Duration {
+    /// The duration in seconds, for a Dispatch deadline.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -16,15 +16,8 @@ enum SQLValue: Hashable, Sendable, CustomStringConvertible {
         case .null: "NULL"
         case .integer(let value): String(value)
         case .text(let value): "'\(value)'"
-        case .blob(let value): value.count <= 40 ? "x'\(hex(value))'" : "x'\(hex(value.prefix(16)))…' (\(value.count) bytes)"
+        case .blob(let value): value.count <= 40 ? "x'\(value.hexString)'" : "x'\(value.prefix(16).hexString)…' (\(value.count) bytes)"
         }
-    }
-
-    private func hex(_ bytes: some Collection<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 0xf)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -96,16 +96,22 @@ extension Array where Element == UInt8 {
     }
 }
 
+private let hexDigits = Array("0123456789abcdef".utf8)
+
 extension Collection where Element == UInt8 {
     public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
+        appendHex(to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the lowercase hex digits of these bytes to `out` as UTF-8 (no String built).
+    public func appendHex(to out: inout [UInt8]) {
+        for byte in self {
+            out.append(hexDigits[Int(byte >> 4)])
+            out.append(hexDigits[Int(byte & 0x0f)])
+        }
     }
 }
 

@@ -277,10 +277,8 @@ struct BenchRunner {
         // This machine is shared, and its verify rate moves by a third within minutes: measured
         // again right after the load, the fraction is of the mean of the two readings.
         let verifiesAfter = try BenchCeiling.verifyRate(sample: sample, consortium: test, seconds: settings.verifySeconds, threads: 2)
-        session.ceilingBeforeLoad = report.ceilingTransactionsPerSecond
-        session.ceilingAfterLoad = verifiesAfter / 4
         log(String(format: "  after the load: %.0f verifies/s; ceiling %.0f tx/s", verifiesAfter, verifiesAfter / 4))
-        session.absorb(outcome, ceiling: (report.ceilingTransactionsPerSecond + verifiesAfter / 4) / 2)
+        session.absorb(outcome, ceilingBefore: report.ceilingTransactionsPerSecond, ceilingAfter: verifiesAfter / 4)
         session.nodes = BenchCluster.figures(before: before, after: after)
         if offeredRate == nil { session.computeSteps(stepSeconds: settings.stepSeconds, rates: measured) }
         session.executionRejections = await checkExecution(ids: outcome.committedIDs, cluster: cluster)

@@ -239,7 +239,6 @@ final class BenchLoad: @unchecked Sendable {
         var results: [Result]
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let resultsKey = Array(#""results""#.utf8)
     private static let falseLiteral = Array("false".utf8)
 
@@ -256,10 +255,7 @@ final class BenchLoad: @unchecked Sendable {
         for (position, item) in batch.enumerated() {
             if position > 0 { body.append(UInt8(ascii: ",")) }
             body.append(UInt8(ascii: "\""))
-            for byte in item.transaction.wire {
-                body.append(Self.hexDigits[Int(byte >> 4)])
-                body.append(Self.hexDigits[Int(byte & 0x0f)])
-            }
+            item.transaction.wire.appendHex(to: &body)
             body.append(UInt8(ascii: "\""))
         }
         body.append(contentsOf: Array("]}".utf8))

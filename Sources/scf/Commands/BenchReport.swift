@@ -200,7 +200,8 @@ struct SessionReport: Codable, Sendable {
     var committed = 0
     var seconds = 0.0
     var committedPerSecond = 0.0
-    /// Against the mean of the ceiling measured before the run and right after this session's load.
+    /// Against `ceilingUsed`: the mean of the ceiling measured before the run and right after
+    /// this session's load (both kept for the report).
     var fractionOfCeiling: Double?
     var ceilingBeforeLoad: Double?
     var ceilingAfterLoad: Double?
@@ -230,7 +231,10 @@ struct SessionReport: Codable, Sendable {
         self.offeredRate = offeredRate
     }
 
-    mutating func absorb(_ outcome: BenchLoad.Outcome, ceiling: Double) {
+    mutating func absorb(_ outcome: BenchLoad.Outcome, ceilingBefore: Double, ceilingAfter: Double) {
+        let ceiling = (ceilingBefore + ceilingAfter) / 2
+        ceilingBeforeLoad = ceilingBefore
+        ceilingAfterLoad = ceilingAfter
         offered = outcome.offered
         committed = outcome.committed
         seconds = outcome.seconds
