@@ -212,6 +212,13 @@ public struct Replica: Sendable {
     /// transaction again (at saturation the pool holds thousands). Back to 0 whenever ids leave
     /// `proposed` while staying in the pool (a view change) or `poolOrder` is rebuilt.
     var poolScanStart = 0
+    /// Pool transactions not in `proposed`: what the primary could still put in a block. Kept
+    /// exact by every change to `pool` and `proposed` (`addToPool`, `removeFromPool`,
+    /// `markProposed`, `clearProposed`), so `propose` learns whether a full block is waiting
+    /// without walking the pool. It used to build the candidate list first: on a primary waiting
+    /// for its batch timer that meant copying up to a block's worth of pool transactions for every
+    /// client transaction admitted, about 30% of the primary's CPU at 2,000 tx/s.
+    var unproposedCount = 0
     var timerGeneration: UInt64 = 0
     var timerArmed = false
     var timerStage = 0
@@ -298,6 +305,20 @@ public struct Replica: Sendable {
         return out
     }
 
+    /// Many client transactions at once, in order: each is admitted exactly as by
+    /// `onClientRequest` (one outcome per transaction, in the same order), then the replica
+    /// proposes, votes and persists once for the whole group instead of once per transaction.
+    /// The output's own `outcome` is `.accepted`; the per-transaction ones are in `outcomes`.
+    public mutating func onClientRequests<A: ReplicaApplication>(_ transactions: [SignedTransaction], now: ConsensusTime,
+                                                                 application: inout A) -> (outcomes: [Outcome], output: ReplicaOutput) {
+        var out = ReplicaOutput()
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(transactions.count)
+        for transaction in transactions { outcomes.append(admit(transaction, application: &application, into: &out)) }
+        finish(now: now, application: &application, into: &out)
+        return (outcomes, out)
+    }
+
     /// Pool admission; a backup forwards a newly admitted transaction to the primary once.
     mutating func admit<A: ReplicaApplication>(_ transaction: SignedTransaction, application: inout A,
                                                into out: inout ReplicaOutput) -> Outcome {
@@ -306,8 +327,7 @@ public struct Replica: Sendable {
             return .rejected("the pool is full (\(configuration.maxPoolSize) transactions); retry later")
         }
         if let rejection = application.admit(transaction) { return .rejected(rejection.description) }
-        pool[transaction.id] = transaction
-        poolOrder.append(transaction.id)
+        addToPool(transaction)
         if configuration.forwardsRequests, viewChangeTarget == nil, validators.primary(of: view) != me {
             out.directives.append(.send(.request(transaction), to: validators.primary(of: view)))
         }
@@ -815,8 +835,7 @@ public struct Replica: Sendable {
         if decision.checkpoint.height > stableCheckpoint.height { adoptStableCheckpoint(decision.checkpoint, into: &out) }
         let bodies = knownBodies(message)
         slots = [:]
-        proposed = []
-        poolScanStart = 0
+        clearProposed()
         ownProposals = [:]
         application.discardSpeculative()
         votesForCommitted = [:]
@@ -846,7 +865,7 @@ public struct Replica: Sendable {
             var slot = Slot(prePrepare: PrePrepare(block: block, proposal: proposal))
             slot.carriedOver = true
             slots[certificate.height.value] = slot
-            for transaction in block.transactions { proposed.insert(transaction.id) }
+            for transaction in block.transactions { markProposed(transaction.id) }
         }
         if let missingBody {
             let lastHeaderOnly = decision.chain.last(where: { $0.omitsBody })?.height ?? missingBody
@@ -985,7 +1004,7 @@ public struct Replica: Sendable {
             slot.validation = .valid
             slot.tip = ChainTip(height: header.height, hash: prePrepare.blockHash, stateDigest: header.stateDigest, timestamp: header.timestamp)
             slots[height] = slot
-            for transaction in prePrepare.block.transactions { proposed.insert(transaction.id) }
+            for transaction in prePrepare.block.transactions { markProposed(transaction.id) }
             parent = slot.tip!
             height += 1
             changed = true
@@ -1058,7 +1077,7 @@ public struct Replica: Sendable {
         // write of its own: a restart ignores proposals at or below the committed head.
         ownProposals[tip.height.value] = nil
         for transaction in committed.block.transactions {
-            pool[transaction.id] = nil
+            removeFromPool(transaction.id)
             proposed.remove(transaction.id)
         }
         madeProgress = true
@@ -1097,8 +1116,16 @@ public struct Replica: Sendable {
             // superseded by blocks committed in a later view while this replica lagged behind).
             guard ownProposals[height] == nil else { return changed }
             compactPool()
-            var candidates: [SignedTransaction] = []
+            assert(unproposedCount == pool.keys.reduce(0) { $0 + (proposed.contains($1) ? 0 : 1) }, "unproposedCount drifted")
             let limit = Int(params.maxBlockTransactions)
+            guard unproposedCount > 0 else { return changed }
+            // Wait for a full block, at most the batch delay (a timer, so the replica reads no clock).
+            if unproposedCount < limit, configuration.batchDelayMilliseconds > 0, !batchDue {
+                armBatchTimer(into: &out)
+                return changed
+            }
+            var candidates: [SignedTransaction] = []
+            candidates.reserveCapacity(min(unproposedCount, limit))
             var index = poolScanStart
             var settled = true   // every id so far was proposed or gone
             while index < poolOrder.count && candidates.count < limit {
@@ -1111,16 +1138,6 @@ public struct Replica: Sendable {
                 if settled { poolScanStart = index }
             }
             guard !candidates.isEmpty else { return changed }
-            // Wait for a full block, at most the batch delay (a timer, so the replica reads no clock).
-            if candidates.count < limit, configuration.batchDelayMilliseconds > 0, !batchDue {
-                if !batchTimerArmed {
-                    batchGeneration &+= 1
-                    batchTimerArmed = true
-                    out.directives.append(.scheduleTimer(ReplicaTimer(generation: batchGeneration, kind: .batch),
-                                                         afterMilliseconds: configuration.batchDelayMilliseconds))
-                }
-                return changed
-            }
             let timestamp = max(now, tip.timestamp.adding(milliseconds: 1))
             let block: Block
             do {
@@ -1130,7 +1147,7 @@ public struct Replica: Sendable {
             }
             let included = Set(block.transactions.map(\.id))
             for candidate in candidates where !included.contains(candidate.id) {
-                pool[candidate.id] = nil
+                removeFromPool(candidate.id)
                 out.directives.append(.dropTransaction(candidate.id, Rejection(.badSignature, "left out of block \(height) by the proposer")))
             }
             guard !block.transactions.isEmpty else { continue }
@@ -1146,10 +1163,40 @@ public struct Replica: Sendable {
             ownProposals[height] = prePrepare
             dirty = true
             batchDue = false
-            for id in included { proposed.insert(id) }
+            for id in included { markProposed(id) }
             out.directives.append(.broadcast(.prePrepare(prePrepare)))
             changed = true
         }
+    }
+
+    mutating func armBatchTimer(into out: inout ReplicaOutput) {
+        guard !batchTimerArmed else { return }
+        batchGeneration &+= 1
+        batchTimerArmed = true
+        out.directives.append(.scheduleTimer(ReplicaTimer(generation: batchGeneration, kind: .batch),
+                                             afterMilliseconds: configuration.batchDelayMilliseconds))
+    }
+
+    // The pool and `proposed` change only through these, which keep `unproposedCount` exact.
+
+    mutating func addToPool(_ transaction: SignedTransaction) {
+        if pool.updateValue(transaction, forKey: transaction.id) == nil, !proposed.contains(transaction.id) { unproposedCount += 1 }
+        poolOrder.append(transaction.id)
+    }
+
+    mutating func removeFromPool(_ id: Hash) {
+        if pool.removeValue(forKey: id) != nil, !proposed.contains(id) { unproposedCount -= 1 }
+    }
+
+    mutating func markProposed(_ id: Hash) {
+        if proposed.insert(id).inserted, pool[id] != nil { unproposedCount -= 1 }
+    }
+
+    /// A view change: nothing in the pool counts as proposed any more.
+    mutating func clearProposed() {
+        proposed = []
+        poolScanStart = 0
+        unproposedCount = pool.count
     }
 
     mutating func compactPool() {

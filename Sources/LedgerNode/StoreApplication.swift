@@ -49,8 +49,14 @@ public struct StoreApplication: ReplicaApplication {
 
     var suite: any CryptoSuite { executor.suite }
 
-    /// Why the last transaction offered to `admit` was refused (the replica keeps only a sentence).
-    public private(set) var lastAdmissionRejection: Rejection?
+    /// Why transactions offered to `admit` were refused, by id (the replica keeps only a
+    /// sentence); the shell takes them after each admission group (`takeAdmissionRejections`).
+    public private(set) var admissionRejections: [Hash: Rejection] = [:]
+
+    public mutating func takeAdmissionRejections() -> [Hash: Rejection] {
+        defer { admissionRejections = [:] }
+        return admissionRejections
+    }
 
     /// Transactions whose signature this node checked at admission, not yet committed: a block
     /// carrying them is validated without checking those signatures again (bounded).
@@ -75,20 +81,22 @@ public struct StoreApplication: ReplicaApplication {
     /// the pool and its execution gives the definitive answer. Set by the shell per group.
     public var headIsCurrent = true
 
-    /// Whether admission dry-runs a transaction against every rule: yes for a client's own
-    /// submission, which gets the rules' verdict as its answer; no for a copy another validator
-    /// relayed, which that validator judged when its client submitted it (the verdict here would
-    /// be answered to nobody, and the block's execution still judges it). Set by the shell per
-    /// transaction.
-    public var judgeByRules = true
+    /// Which transactions admission dry-runs against every rule: a client's own submission,
+    /// which gets the rules' verdict as its answer; not a copy another validator relayed, which
+    /// that validator judged when its client submitted it (the verdict here would be answered to
+    /// nobody, and the block's execution still judges it). Set by the shell per admission group
+    /// to the ids its clients submitted; nil judges every transaction.
+    public var judgedByRules: Set<Hash>?
 
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
-        lastAdmissionRejection = check(transaction)
-        if lastAdmissionRejection == nil {
+        let rejection = check(transaction)
+        if let rejection {
+            admissionRejections[transaction.id] = rejection
+        } else {
             if admitted.count >= Self.admittedLimit { admitted.removeAll(keepingCapacity: true) }
             admitted[transaction.id] = transaction.signature
         }
-        return lastAdmissionRejection
+        return rejection
     }
 
     func check(_ transaction: SignedTransaction) -> Rejection? {
@@ -114,7 +122,7 @@ public struct StoreApplication: ReplicaApplication {
             // state, so an obvious refusal is answered now rather than committed as refused. Later
             // nonces depend on transactions still in the pool and are checked when they execute,
             // and so is everything while the head is behind (see `headIsCurrent`).
-            if judgeByRules, headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
+            if judgedByRules?.contains(transaction.id) ?? true, headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
         } catch {
             return Rejection(.invalidState, "the node could not read its ledger: \(error)")
         }

@@ -508,45 +508,78 @@ public final class ValidatorNode: @unchecked Sendable {
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.
     func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
         guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
+        let answers = admitGroup(submissions, verified: verified)
+        // Relay (and persist, and send) before answering: a client that then submits its next
+        // nonce to another validator finds this one already on its way.
+        flush()
+        for (submission, answer) in zip(submissions, answers) { submission.reply?(answer) }
+    }
+
+    /// One transaction through the group path, as a client's submission or a peer's relay: its
+    /// answer, nil if admitted (or already pooled). On the node's queue; the directives are
+    /// performed with the next group.
+    func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
+        let reply: (@Sendable ([Rejection?]) -> Void)? = fromClient ? { @Sendable _ in } : nil
+        let submission = Submission(transactions: [transaction], reply: reply)
+        return admitGroup([submission], verified: [:])[0][0]
+    }
+
+    /// Pool admission of a group of submissions (a submission with a `reply` is a client's own;
+    /// without, another validator's relay); one answer per transaction, per submission. Collects
+    /// the directives and the relays without performing them.
+    func admitGroup(_ submissions: [Submission], verified: [Hash: PublicKey]) -> [[Rejection?]] {
         application.preverified = verified
         application.headIsCurrent = replica.inFlightHeights.isEmpty && !catchUp.fetchedBlocks.load(ordering: .relaxed)
-        var replies: [(@Sendable ([Rejection?]) -> Void, [Rejection?])] = []
+        // One replica call for the whole group: it admits each transaction in order, then
+        // proposes, votes and persists once (per transaction, the primary used to rebuild its
+        // candidate block for every admission).
+        var transactions: [SignedTransaction] = []
+        var fromClient = Set<Hash>()
+        for submission in submissions {
+            transactions += submission.transactions
+            if submission.reply != nil { for transaction in submission.transactions { fromClient.insert(transaction.id) } }
+        }
+        var outcomes: [Outcome] = []
+        if haltReason == nil, !transactions.isEmpty {
+            application.judgedByRules = fromClient
+            let (results, output) = replica.onClientRequests(transactions, now: configuration.clock(), application: &application)
+            application.judgedByRules = nil
+            collect(output)
+            outcomes = results
+        }
+        let rejections = application.takeAdmissionRejections()
+        var replies: [[Rejection?]] = []
+        var index = 0
         for submission in submissions {
             var answers: [Rejection?] = []
             answers.reserveCapacity(submission.transactions.count)
             for transaction in submission.transactions {
-                let answer = admit(transaction, fromClient: submission.reply != nil)
+                let answer: Rejection?
+                if let haltReason {
+                    answer = Rejection(.invalidState, "this node has stopped: \(haltReason.message)")
+                } else {
+                    switch outcomes[index] {
+                    case .accepted:
+                        pending.insert(transaction.id)
+                        if submission.reply != nil { relay.append(transaction) }
+                        answer = nil
+                    case .ignored:
+                        answer = nil
+                    case .rejected(let reason):
+                        answer = rejections[transaction.id] ?? Rejection(.invalidState, reason)
+                    case .misbehaving:
+                        answer = Rejection(.invalidState, "refused")
+                    }
+                }
+                index += 1
                 if answer != nil { seen.withLock { $0.remove(transaction.id) } }
                 answers.append(answer)
             }
-            if let reply = submission.reply { replies.append((reply, answers)) }
+            replies.append(answers)
         }
         application.preverified = [:]
         application.headIsCurrent = true
-        // Relay (and persist, and send) before answering: a client that then submits its next
-        // nonce to another validator finds this one already on its way.
-        flush()
-        for (reply, answers) in replies { reply(answers) }
-    }
-
-    func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
-        if let haltReason { return Rejection(.invalidState, "this node has stopped: \(haltReason.message)") }
-        application.judgeByRules = fromClient
-        defer { application.judgeByRules = true }
-        let output = replica.onClientRequest(transaction, now: configuration.clock(), application: &application)
-        collect(output)
-        switch output.outcome {
-        case .accepted:
-            pending.insert(transaction.id)
-            if fromClient { relay.append(transaction) }
-            return nil
-        case .ignored:
-            return nil
-        case .rejected(let reason):
-            return application.lastAdmissionRejection ?? Rejection(.invalidState, reason)
-        case .misbehaving:
-            return Rejection(.invalidState, "refused")
-        }
+        return replies
     }
 
     /// Waits until the transaction commits or is refused, or `timeout` passes (then `.pending`).

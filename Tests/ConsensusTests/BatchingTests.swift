@@ -75,6 +75,42 @@ import Testing
         #expect(cluster.chainsAgree())
     }
 
+    /// An admission group given to the replica at once (`onClientRequests`, as the node's shell
+    /// does) is admitted and proposed exactly as one transaction at a time: the same outcome for
+    /// each, in order, and the same blocks. The primary decides whether a full block waits from its
+    /// count of unproposed pool transactions, so this also fails if that count drifts.
+    @Test func aGroupOfRequestsIsAdmittedAndProposedAsOneAtATime() {
+        var single = Cluster(consensus: Self.consensus, batchDelayMilliseconds: 50)
+        var grouped = Cluster(consensus: Self.consensus, batchDelayMilliseconds: 50)
+        var transactions = (0..<8).map { _ in single.makeTransaction() }
+        for _ in transactions { _ = grouped.makeTransaction() }
+        transactions.insert(transactions[2], at: 5)   // a duplicate within the group
+        for transaction in transactions { single.submit(transaction, to: [0]) }
+        let (outcomes, output) = grouped.replicas[0].onClientRequests(transactions, now: grouped.now, application: &grouped.applications[0])
+        grouped.perform(output, at: 0)
+        #expect(outcomes == single.outcomes.map(\.outcome))
+        #expect(outcomes[5] == .ignored(.duplicate))
+        let expected = prePrepares(single).map { $0.block.transactions.map(\.id) }
+        #expect(expected.count == 2, "two full blocks of three; the last two wait for the batch timer")
+        #expect(prePrepares(grouped).map { $0.block.transactions.map(\.id) } == expected)
+        #expect(grouped.batchTimers[0] != nil)
+        for index in [0] {
+            single.fireBatchTimer(index)
+            grouped.fireBatchTimer(index)
+        }
+        single.run()
+        grouped.run()
+        #expect(grouped.chains[0].map { $0.block.transactions.map(\.id) } == single.chains[0].map { $0.block.transactions.map(\.id) })
+        #expect(grouped.chains[0].flatMap { $0.block.transactions.map(\.id) }.count == 8)
+        #expect(grouped.chainsAgree())
+        // After the view's blocks commit, a second group proposes from an empty count again.
+        let more = (0..<4).map { _ in grouped.makeTransaction() }
+        let (again, next) = grouped.replicas[0].onClientRequests(more, now: grouped.now, application: &grouped.applications[0])
+        grouped.perform(next, at: 0)
+        #expect(again.allSatisfy { $0 == .accepted })
+        #expect(prePrepares(grouped).last?.block.transactions.map(\.id) == Array(more.prefix(3)).map(\.id))
+    }
+
     @Test func withoutABatchDelayTheFirstTransactionIsProposedAtOnce() {
         var cluster = Cluster(consensus: Self.consensus)
         cluster.submitNew(to: [0])
