@@ -88,6 +88,11 @@ public struct StoreApplication: ReplicaApplication {
     /// to the ids its clients submitted; nil judges every transaction.
     public var judgedByRules: Set<Hash>?
 
+    /// Of an admission group's transactions, those already stored, looked up for the whole
+    /// group at once by the shell (nothing commits while the replica admits a group); nil to look
+    /// each one up as it is admitted.
+    public var committedAmongGroup: Set<Hash>?
+
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
         let rejection = check(transaction)
         if let rejection {
@@ -104,7 +109,7 @@ public struct StoreApplication: ReplicaApplication {
             return Rejection(.wrongChain, "this transaction is for chain \"\(transaction.body.chainID)\", this ledger is \"\(executor.chainID)\"")
         }
         do {
-            if try store.containsTransaction(id: transaction.id) {
+            if try committedAmongGroup.map({ $0.contains(transaction.id) }) ?? store.containsTransaction(id: transaction.id) {
                 return Rejection(.replayed, "transaction \(transaction.id.short) was already committed; read its receipt with GET /v1/transactions/\(transaction.id) instead of submitting it again")
             }
             guard let signer = try store.member(transaction.body.signer) else {

@@ -542,8 +542,10 @@ public final class ValidatorNode: @unchecked Sendable {
         var outcomes: [Outcome] = []
         if haltReason == nil, !transactions.isEmpty {
             application.judgedByRules = fromClient
+            application.committedAmongGroup = try? store.committedTransactionIDs(among: transactions.map(\.id))
             let (results, output) = replica.onClientRequests(transactions, now: configuration.clock(), application: &application)
             application.judgedByRules = nil
+            application.committedAmongGroup = nil
             collect(output)
             outcomes = results
         }

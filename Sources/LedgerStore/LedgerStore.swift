@@ -597,18 +597,26 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     /// The ids among `ids` that are already stored, in one lock and one prepared statement
     /// (for a node checking a proposed block or its pool for transactions already committed).
+    ///
+    /// The lookups share one read transaction: each query outside a transaction is a read
+    /// transaction of its own, which takes and releases the WAL's read lock with `fcntl` calls
+    /// (about a third of a node's system calls at 1,500 tx/s were `fcntl`).
     public func committedTransactionIDs(among ids: [Hash]) throws -> Set<Hash> {
-        try withConnection { connection -> Set<Hash> in
-            let statement = try connection.statement(Self.containsTransactionSQL)
-            var found = Set<Hash>()
-            for id in ids {
-                statement.reset()
-                if try statement.bind(.integer(Rows.idPrefix(id)), SQLValue(id)).next() != nil {
-                    found.insert(id)
+        guard !ids.isEmpty else { return [] }
+        return try withConnection { connection -> Set<Hash> in
+            let lookUp = { () throws -> Set<Hash> in
+                let statement = try connection.statement(Self.containsTransactionSQL)
+                var found = Set<Hash>()
+                for id in ids {
                     statement.reset()
+                    if try statement.bind(.integer(Rows.idPrefix(id)), SQLValue(id)).next() != nil {
+                        found.insert(id)
+                    }
                 }
+                statement.reset()
+                return found
             }
-            return found
+            return ids.count > 1 && connection.isAutocommit ? try connection.readTransaction(lookUp) : try lookUp()
         }
     }
 

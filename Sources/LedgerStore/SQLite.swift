@@ -116,6 +116,9 @@ final class Connection {
         }
     }
 
+    /// Whether no transaction is open on this connection (each statement is then its own).
+    var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
+
     /// Runs `body` in one read transaction so every query sees the same snapshot.
     func readTransaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN DEFERRED")
