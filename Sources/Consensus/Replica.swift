@@ -1177,7 +1177,8 @@ public struct Replica: Sendable {
                                              afterMilliseconds: configuration.batchDelayMilliseconds))
     }
 
-    // The pool and `proposed` change only through these, which keep `unproposedCount` exact.
+    // The pool and `proposed` change only through these, which keep `unproposedCount` exact (and
+    // through `proposed.remove` of a committed id, once `removeFromPool` has taken it out).
 
     mutating func addToPool(_ transaction: SignedTransaction) {
         if pool.updateValue(transaction, forKey: transaction.id) == nil, !proposed.contains(transaction.id) { unproposedCount += 1 }
