@@ -299,9 +299,8 @@ public struct Replica: Sendable {
     /// A client transaction arrived.
     public mutating func onClientRequest<A: ReplicaApplication>(_ transaction: SignedTransaction, now: ConsensusTime,
                                                                 application: inout A) -> ReplicaOutput {
-        var out = ReplicaOutput()
-        out.outcome = admit(transaction, application: &application, into: &out)
-        finish(now: now, application: &application, into: &out)
+        var (outcomes, out) = onClientRequests([transaction], now: now, application: &application)
+        out.outcome = outcomes[0]
         return out
     }
 

@@ -68,30 +68,40 @@ public struct StoreApplication: ReplicaApplication {
     /// stage), by id. Set by the shell; `validate` then does not check them itself.
     public var checkedElsewhere: (@Sendable ([SignedTransaction]) -> [Hash: Signature])?
 
-    /// Transactions whose signature the node's admission stage already checked, with the key it
-    /// verified against: `admit` skips the check when that is still the signer's registered key.
-    /// Set by the shell around one group of admissions.
-    public var preverified: [Hash: PublicKey] = [:]
+    /// What the shell knows about the admission group the replica is admitting: set around one
+    /// `Replica.onClientRequests` call. Outside a group (nil) every transaction is checked on its
+    /// own against the store, its signature included, and dry-run against every rule.
+    public struct AdmissionGroup: Sendable {
+        /// Transactions whose signature the node's admission stage already checked, with the key
+        /// it verified against: `admit` skips the check when that is still the signer's
+        /// registered key.
+        public var preverified: [Hash: PublicKey]
+        /// Whether this node's committed state is known to be current: no proposal above the
+        /// head is waiting to execute and no catch-up is fetching blocks. Only then does admission
+        /// dry-run a transaction against every rule. A node that is a block or two behind would
+        /// otherwise refuse, say, a transfer of a fragment another validator has already
+        /// committed (the client saw that commit and moved on to this node); while behind, the
+        /// transaction enters the pool and its execution gives the definitive answer.
+        public var headIsCurrent: Bool
+        /// The ids this node's clients submitted. Only those are dry-run against every rule: a
+        /// client's own submission gets the rules' verdict as its answer; a copy another validator
+        /// relayed was judged by that validator when its client submitted it (the verdict here
+        /// would be answered to nobody, and the block's execution still judges it).
+        public var fromClients: Set<Hash>
+        /// The group's transactions already stored, looked up once for the whole group (nothing
+        /// commits while the replica admits a group) rather than one query per transaction; nil
+        /// if that lookup failed, so each is looked up (and the failure reported) on its own.
+        public var committed: Set<Hash>?
 
-    /// Whether this node's committed state is known to be current: no proposal above the head
-    /// is waiting to execute and no catch-up is fetching blocks. Only then does admission dry-run a
-    /// transaction against every rule. A node that is a block or two behind would otherwise
-    /// refuse, say, a transfer of a fragment another validator has already committed (the
-    /// client saw that commit and moved on to this node); while behind, the transaction enters
-    /// the pool and its execution gives the definitive answer. Set by the shell per group.
-    public var headIsCurrent = true
+        public init(preverified: [Hash: PublicKey], headIsCurrent: Bool, fromClients: Set<Hash>, committed: Set<Hash>?) {
+            self.preverified = preverified
+            self.headIsCurrent = headIsCurrent
+            self.fromClients = fromClients
+            self.committed = committed
+        }
+    }
 
-    /// Which transactions admission dry-runs against every rule: a client's own submission,
-    /// which gets the rules' verdict as its answer; not a copy another validator relayed, which
-    /// that validator judged when its client submitted it (the verdict here would be answered to
-    /// nobody, and the block's execution still judges it). Set by the shell per admission group
-    /// to the ids its clients submitted; nil judges every transaction.
-    public var judgedByRules: Set<Hash>?
-
-    /// Of an admission group's transactions, those already stored, looked up for the whole
-    /// group at once by the shell (nothing commits while the replica admits a group); nil to look
-    /// each one up as it is admitted.
-    public var committedAmongGroup: Set<Hash>?
+    public var admissionGroup: AdmissionGroup?
 
     public mutating func admit(_ transaction: SignedTransaction) -> Rejection? {
         let rejection = check(transaction)
@@ -109,13 +119,13 @@ public struct StoreApplication: ReplicaApplication {
             return Rejection(.wrongChain, "this transaction is for chain \"\(transaction.body.chainID)\", this ledger is \"\(executor.chainID)\"")
         }
         do {
-            if try committedAmongGroup.map({ $0.contains(transaction.id) }) ?? store.containsTransaction(id: transaction.id) {
+            if try admissionGroup?.committed.map({ $0.contains(transaction.id) }) ?? store.containsTransaction(id: transaction.id) {
                 return Rejection(.replayed, "transaction \(transaction.id.short) was already committed; read its receipt with GET /v1/transactions/\(transaction.id) instead of submitting it again")
             }
             guard let signer = try store.member(transaction.body.signer) else {
                 return Rejection(.unknownMember, "\(transaction.body.signer) is not a member of this consortium")
             }
-            let checked = preverified[transaction.id] == signer.publicKey
+            let checked = admissionGroup?.preverified[transaction.id] == signer.publicKey
             guard checked || transaction.hasValidSignature(publicKey: signer.publicKey, suite: suite) else {
                 return Rejection(.badSignature, "the signature does not verify with \(signer.id)'s registered \(suite.id) key; this chain uses \(suite.id): sign again with your own \(suite.id) key")
             }
@@ -126,8 +136,10 @@ public struct StoreApplication: ReplicaApplication {
             // The signer's next transaction is checked against every rule on the latest committed
             // state, so an obvious refusal is answered now rather than committed as refused. Later
             // nonces depend on transactions still in the pool and are checked when they execute,
-            // and so is everything while the head is behind (see `headIsCurrent`).
-            if judgedByRules?.contains(transaction.id) ?? true, headIsCurrent, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
+            // and so is everything while the head is behind (see `AdmissionGroup.headIsCurrent`),
+            // and a relayed copy (`AdmissionGroup.fromClients`).
+            let judged = admissionGroup.map { $0.headIsCurrent && $0.fromClients.contains(transaction.id) } ?? true
+            if judged, transaction.body.nonce == used + 1, let rejection = try dryRun(transaction) { return rejection }
         } catch {
             return Rejection(.invalidState, "the node could not read its ledger: \(error)")
         }

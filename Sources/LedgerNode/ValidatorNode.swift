@@ -515,37 +515,27 @@ public final class ValidatorNode: @unchecked Sendable {
         for (submission, answer) in zip(submissions, answers) { submission.reply?(answer) }
     }
 
-    /// One transaction through the group path, as a client's submission or a peer's relay: its
-    /// answer, nil if admitted (or already pooled). On the node's queue; the directives are
-    /// performed with the next group.
-    func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
-        let reply: (@Sendable ([Rejection?]) -> Void)? = fromClient ? { @Sendable _ in } : nil
-        let submission = Submission(transactions: [transaction], reply: reply)
-        return admitGroup([submission], verified: [:])[0][0]
-    }
-
     /// Pool admission of a group of submissions (a submission with a `reply` is a client's own;
     /// without, another validator's relay); one answer per transaction, per submission. Collects
     /// the directives and the relays without performing them.
     func admitGroup(_ submissions: [Submission], verified: [Hash: PublicKey]) -> [[Rejection?]] {
-        application.preverified = verified
-        application.headIsCurrent = replica.inFlightHeights.isEmpty && !catchUp.fetchedBlocks.load(ordering: .relaxed)
         // One replica call for the whole group: it admits each transaction in order, then
         // proposes, votes and persists once (per transaction, the primary used to rebuild its
         // candidate block for every admission).
         var transactions: [SignedTransaction] = []
-        var fromClient = Set<Hash>()
+        var fromClients = Set<Hash>()
         for submission in submissions {
             transactions += submission.transactions
-            if submission.reply != nil { for transaction in submission.transactions { fromClient.insert(transaction.id) } }
+            if submission.reply != nil { for transaction in submission.transactions { fromClients.insert(transaction.id) } }
         }
         var outcomes: [Outcome] = []
         if haltReason == nil, !transactions.isEmpty {
-            application.judgedByRules = fromClient
-            application.committedAmongGroup = try? store.committedTransactionIDs(among: transactions.map(\.id))
+            application.admissionGroup = StoreApplication.AdmissionGroup(
+                preverified: verified,
+                headIsCurrent: replica.inFlightHeights.isEmpty && !catchUp.fetchedBlocks.load(ordering: .relaxed),
+                fromClients: fromClients, committed: try? store.committedTransactionIDs(among: transactions.map(\.id)))
             let (results, output) = replica.onClientRequests(transactions, now: configuration.clock(), application: &application)
-            application.judgedByRules = nil
-            application.committedAmongGroup = nil
+            application.admissionGroup = nil
             collect(output)
             outcomes = results
         }
@@ -579,8 +569,6 @@ public final class ValidatorNode: @unchecked Sendable {
             }
             replies.append(answers)
         }
-        application.preverified = [:]
-        application.headIsCurrent = true
         return replies
     }
 

@@ -600,7 +600,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     ///
     /// The lookups share one read transaction: each query outside a transaction is a read
     /// transaction of its own, which takes and releases the WAL's read lock with `fcntl` calls
-    /// (about a third of a node's system calls at 1,500 tx/s were `fcntl`).
+    /// (about a quarter of a backup's system calls at 1,500 tx/s were `fcntl`).
     public func committedTransactionIDs(among ids: [Hash]) throws -> Set<Hash> {
         guard !ids.isEmpty else { return [] }
         return try withConnection { connection -> Set<Hash> in

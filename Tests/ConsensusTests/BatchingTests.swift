@@ -94,10 +94,8 @@ import Testing
         #expect(expected.count == 2, "two full blocks of three; the last two wait for the batch timer")
         #expect(prePrepares(grouped).map { $0.block.transactions.map(\.id) } == expected)
         #expect(grouped.batchTimers[0] != nil)
-        for index in [0] {
-            single.fireBatchTimer(index)
-            grouped.fireBatchTimer(index)
-        }
+        single.fireBatchTimer(0)
+        grouped.fireBatchTimer(0)
         single.run()
         grouped.run()
         #expect(grouped.chains[0].map { $0.block.transactions.map(\.id) } == single.chains[0].map { $0.block.transactions.map(\.id) })

@@ -116,3 +116,13 @@ import Testing
         #expect(node.queue.sync { node.pending.contains(confirm.id) })
     }
 }
+
+extension ValidatorNode {
+    /// One transaction through the node's group admission, as a client's submission or a peer's
+    /// relay: its answer, nil if admitted (or already pooled). On the node's queue; the
+    /// directives are performed with the next group.
+    func admit(_ transaction: SignedTransaction, fromClient: Bool) -> Rejection? {
+        let reply: (@Sendable ([Rejection?]) -> Void)? = fromClient ? { @Sendable _ in } : nil
+        return admitGroup([Submission(transactions: [transaction], reply: reply)], verified: [:])[0][0]
+    }
+}
