@@ -10,7 +10,7 @@ import Synchronization
 /// blocks), and performs their directives in order: persist the replica state (fsync) before
 /// sending anything that depends on it, then send, then arm timers. Committed blocks are in SQLite
 /// before the replica reports them (one database transaction per block; during catch-up one per
-/// batch of up to 128 fetched blocks or 4,000 transactions).
+/// batch of up to 256 fetched blocks or 8,000 transactions).
 ///
 /// Throughput: frames that queued up while the node was busy are taken together and their
 /// directives performed as one group: one replica-state flush (the latest state covers every
@@ -814,6 +814,9 @@ public final class ValidatorNode: @unchecked Sendable {
     /// turn, so a longer turn overlaps more: `scf bench --replay` of a bench ledger gave about
     /// 25,000 tx/s with turns of 16,000 transactions in batches of 2,000, 30,000 with 32,000 in
     /// batches of 4,000, 37,000 with 64,000 in batches of 8,000. 32,000 holds the queue about a second.
+    /// On the slower machine of 2026-12-06, with the writer only binding prebuilt rows, batches of
+    /// 8,000 in turns of 32,000 replayed 23,500-24,700 tx/s against 20,400-22,800 with 4,000 (and
+    /// 16,000 gave fewer batches to overlap: 20,800-23,400), so batches are now 8,000 (DECISIONS 38).
     static let catchUpTurnBlocks = 2048
     public static let catchUpTurnTransactions = 32_000
 
@@ -855,7 +858,7 @@ public final class ValidatorNode: @unchecked Sendable {
 
     /// Blocks and transactions stored per database transaction during catch-up (at most).
     static let catchUpBatch = 256
-    public static let catchUpBatchTransactions = 4_000
+    public static let catchUpBatchTransactions = 8_000
 
     /// Consecutive blocks cut into catch-up's database batches (at most `catchUpBatch` blocks or
     /// `catchUpBatchTransactions` transactions each).

@@ -362,3 +362,25 @@ enum Rows {
          SQLValue(request.requested.amount), SQLValue(request.advance), .blob(request.canonicalBytes)]
     }
 }
+
+/// A block's or a batch's state writes as rows, each table's in key order (a deterministic file
+/// layout). Built before the write: catch-up builds them on its executing thread, so its writer
+/// thread, the stage that limits it, only binds them; `append` builds them before it takes the
+/// connection's lock.
+struct StateRows {
+    var members: [[SQLValue]]
+    var nonces: [[SQLValue]]
+    var roots: [[SQLValue]]
+    var fragments: [[SQLValue]]
+    var invoices: [[SQLValue]]
+    var financingRequests: [[SQLValue]]
+
+    init(_ changes: StateChanges) {
+        members = changes.sortedMembers.map(Rows.member)
+        nonces = changes.sortedNonces.map(Rows.nonce)
+        roots = changes.sortedRoots.map(Rows.root)
+        fragments = changes.sortedFragments.map(Rows.fragment)
+        invoices = changes.sortedInvoices.map(Rows.invoice)
+        financingRequests = changes.sortedFinancingRequests.map(Rows.financingRequest)
+    }
+}
