@@ -859,14 +859,22 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Blocks and transactions stored per database transaction during catch-up (at most).
     static let catchUpBatch = 256
     public static let catchUpBatchTransactions = 8_000
+    /// Batches a turn is cut into at least, while each keeps `catchUpMinBatchTransactions`: the
+    /// store executes a batch while it writes the one before, so a turn of one batch (the first
+    /// turns of a catch-up are small: the first answers are) would not overlap the two at all.
+    static let catchUpBatchesPerTurn = 4
+    static let catchUpMinBatchTransactions = 1_000
 
-    /// Consecutive blocks cut into catch-up's database batches (at most `catchUpBatch` blocks or
-    /// `catchUpBatchTransactions` transactions each).
+    /// Consecutive blocks (a turn's) cut into catch-up's database batches: at most `catchUpBatch`
+    /// blocks and `catchUpBatchTransactions` transactions each, smaller for a small turn so it
+    /// still has `catchUpBatchesPerTurn` of them (none below `catchUpMinBatchTransactions`).
     public static func catchUpBatches(_ blocks: [CommittedBlock]) -> [[CommittedBlock]] {
+        let transactions = blocks.reduce(0) { $0 + $1.block.transactions.count }
+        let perBatch = min(catchUpBatchTransactions, max(catchUpMinBatchTransactions, transactions / catchUpBatchesPerTurn))
         var batches: [[CommittedBlock]] = []
         var start = 0
         while start < blocks.count {
-            let end = CatchUpPipeline.runEnd(blocks, from: start, blocks: catchUpBatch, transactions: catchUpBatchTransactions)
+            let end = CatchUpPipeline.runEnd(blocks, from: start, blocks: catchUpBatch, transactions: perBatch)
             batches.append(Array(blocks[start..<end]))
             start = end
         }
