@@ -334,9 +334,12 @@ public struct LedgerAPI: Sendable {
         # HELP scf_committed_transactions_total Transactions in the blocks this node committed since it started (refused ones included).
         # TYPE scf_committed_transactions_total counter
         scf_committed_transactions_total \(node.transactionsCommitted.load(ordering: .relaxed))
-        # HELP scf_fsyncs_total Flushes to disk the node issued since it started: replica-state saves plus one per database commit (one per block agreed live, one per batch of up to 64 blocks during catch-up); approximates SQLite's own (one WAL flush per commit, more at WAL checkpoints).
+        # HELP scf_fsyncs_total Flushes to disk the node issued since it started: replica-state saves plus one per database commit (one per block agreed live, one per batch of up to 256 blocks or 8,000 transactions during catch-up); approximates SQLite's own (one WAL flush per commit, more at WAL checkpoints).
         # TYPE scf_fsyncs_total counter
         scf_fsyncs_total \(node.fsyncs)
+        # HELP scf_client_signature_checks_total Client transaction signatures this node verified since it started (about one per transaction: a signature already checked is not checked again).
+        # TYPE scf_client_signature_checks_total counter
+        scf_client_signature_checks_total \(node.clientSignatureChecks.load(ordering: .relaxed))
         # HELP scf_halted 1 if the node stopped on a storage failure.
         # TYPE scf_halted gauge
         scf_halted \(status.halted == nil ? 0 : 1)

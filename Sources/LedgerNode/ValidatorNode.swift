@@ -125,6 +125,10 @@ public final class ValidatorNode: @unchecked Sendable {
     /// relay and inside a proposal, in either order and often while the other copy is still
     /// queued; whichever is checked first spares the other its check (`verifySignatures`).
     let checkedSignatures = Mutex(CheckedSignatures(limit: 32_768))
+    /// Transactions whose signatures a `verifySignatures` call is checking right now: the memo
+    /// only helps once a check has finished, and under load the two copies are often checked at
+    /// the same time (admission and a proposal's validation run on different queues).
+    let signaturesInFlight = SignaturesInFlight()
     /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
     /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
     let queuedFrames = Atomic<Int>(0)
@@ -136,6 +140,9 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Blocks and transactions committed since the node started (for metrics).
     public let blocksCommitted = Atomic<Int>(0)
     public let transactionsCommitted = Atomic<Int>(0)
+    /// Client signatures this node verified (each should be about one per transaction it commits:
+    /// a signature already checked is remembered, whichever copy of the transaction came first).
+    public let clientSignatureChecks = Atomic<Int>(0)
     /// Database commits of blocks since the node started (each one SQLite WAL commit with a flush).
     let storeCommits = Atomic<Int>(0)
     /// Flushes to disk the node asked for since it started: replica-state saves plus one per block
@@ -457,12 +464,34 @@ public final class ValidatorNode: @unchecked Sendable {
     /// is only a hint: the queue uses it if the signer's key in the ledger is still the same.
     /// Signatures checked recently (`checkedSignatures`) are not checked again; those checked
     /// now are remembered. Runs on the admission stage's queue and on the node's.
+    ///
+    /// A transaction another call is checking at this moment is not checked alongside: this call
+    /// checks its own first, then waits for the other's to finish and takes its result from the
+    /// memo (checking only what is still not there: an invalid signature, or other bytes under the
+    /// same id). At saturation backups checked 1.16-1.18 signatures per committed transaction
+    /// without this, against 1.00 for the primary (`scf_client_signature_checks_total`).
     func verifySignatures(_ submitted: [SignedTransaction]) -> [Hash: PublicKey] {
         guard !submitted.isEmpty else { return [:] }
+        var (known, unchecked) = rememberedSignatures(submitted)
+        guard !unchecked.isEmpty else { return known }
+        let (mine, othersChecking) = signaturesInFlight.claim(unchecked)
+        known.merge(checkAndRemember(mine)) { first, _ in first }
+        signaturesInFlight.release(mine)
+        if !othersChecking.isEmpty {
+            signaturesInFlight.waitUntilChecked(othersChecking)
+            let (found, missing) = rememberedSignatures(othersChecking)
+            known.merge(found) { first, _ in first }
+            known.merge(checkAndRemember(missing)) { first, _ in first }
+        }
+        return known
+    }
+
+    /// The memo's keys for the transactions it holds (same id, same signature bytes), and the rest.
+    func rememberedSignatures(_ transactions: [SignedTransaction]) -> (known: [Hash: PublicKey], unchecked: [SignedTransaction]) {
         var known: [Hash: PublicKey] = [:]
         var unchecked: [SignedTransaction] = []
         checkedSignatures.withLock { memo in
-            for transaction in submitted {
+            for transaction in transactions {
                 if let entry = memo.entries[transaction.id], entry.signature == transaction.signature {
                     known[transaction.id] = entry.key
                 } else {
@@ -470,18 +499,24 @@ public final class ValidatorNode: @unchecked Sendable {
                 }
             }
         }
-        guard !unchecked.isEmpty else { return known }
-        let verified = checkSignatures(unchecked)
+        return (known, unchecked)
+    }
+
+    /// `checkSignatures`, remembering the valid ones in the memo.
+    func checkAndRemember(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
+        guard !transactions.isEmpty else { return [:] }
+        let verified = checkSignatures(transactions)
         checkedSignatures.withLock { memo in
-            for transaction in unchecked {
+            for transaction in transactions {
                 if let key = verified[transaction.id] { _ = memo.insert(transaction.id, CheckedSignature(signature: transaction.signature, key: key)) }
             }
         }
-        return known.merging(verified) { first, _ in first }
+        return verified
     }
 
     /// Checks the signatures against the signers' registered keys, on every core.
     func checkSignatures(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
+        clientSignatureChecks.add(transactions.count, ordering: .relaxed)
         var lookup: [MemberID: PublicKey] = [:]
         for transaction in transactions where lookup[transaction.body.signer] == nil {
             if let member = try? store.member(transaction.body.signer) { lookup[transaction.body.signer] = member.publicKey }

@@ -46,6 +46,45 @@ import Testing
         #expect(node.verifySignatures([forged]) == [forged.id: key])
     }
 
+    /// Two checks of the same transactions at the same time (admission and a proposal's
+    /// validation under load) verify each signature once: the second waits for the first.
+    @Test func concurrentChecksOfTheSameTransactionsVerifyEachSignatureOnce() async throws {
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-checked-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let node = try Self.node(in: directory)
+        defer { node.stop() }
+        var factory = TransactionFactory(consortium: Self.consortium)
+        let transactions = (1...400).map { number in
+            factory.make(TestConsortium.tier1, .proposeReceivable(Self.consortium.terms(face: 100, invoiceNumber: "\(number)")))
+        }
+        let key = Self.consortium.member(TestConsortium.tier1).publicKey
+        // Overlapping halves, each checked by several calls at once, in different orders.
+        let calls = [Array(transactions[..<300]), Array(transactions[100...].reversed()), transactions, Array(transactions[50..<350])]
+        let results = await withTaskGroup(of: [Hash: PublicKey].self) { group in
+            for call in calls { group.addTask { node.verifySignatures(call) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for result in results { #expect(result.values.allSatisfy { $0 == key }) }
+        #expect(results.map(\.count).sorted() == calls.map(\.count).sorted())
+        #expect(node.clientSignatureChecks.load(ordering: .relaxed) == transactions.count)
+        #expect(node.signaturesInFlight.count == 0)
+    }
+
+    @Test func aClaimedTransactionIsWaitedForAndThenReleased() async {
+        let inFlight = SignaturesInFlight()
+        let (genuine, forged) = Self.pair()   // one id, two signatures: the id is what is claimed
+        let first = inFlight.claim([genuine])
+        #expect(first.mine.map(\.id) == [genuine.id] && first.othersChecking.isEmpty)
+        let second = inFlight.claim([forged])
+        #expect(second.mine.isEmpty && second.othersChecking.map(\.id) == [genuine.id])
+        let waiter = Task.detached { inFlight.waitUntilChecked(second.othersChecking); return true }
+        try? await Task.sleep(for: .milliseconds(50))
+        inFlight.release(first.mine)
+        #expect(await waiter.value)
+        #expect(inFlight.count == 0)
+        #expect(inFlight.claim([forged]).mine.count == 1, "free again once released")
+    }
+
     @Test func theMemoryIsBoundedOldestForgottenFirst() {
         var memo = ValidatorNode.CheckedSignatures(limit: 100)
         let genuine = Self.pair().genuine

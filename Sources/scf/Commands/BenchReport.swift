@@ -150,6 +150,9 @@ final class BenchCluster: @unchecked Sendable {
             }
             let blocks = delta("scf_blocks_committed_total") ?? delta("scf_block_height")
             if let fsyncs = delta("scf_fsyncs_total"), let blocks, blocks > 0 { figures.fsyncsPerBlock = fsyncs / blocks }
+            if let checks = delta("scf_client_signature_checks_total"), let committed = delta("scf_committed_transactions_total"), committed > 0 {
+                figures.signatureChecksPerTransaction = checks / committed
+            }
             figures.blocks = blocks.map { Int($0) }
             return figures
         }
@@ -294,13 +297,14 @@ struct SessionReport: Codable, Sendable {
             + (executionRejections.rejectedByCode.isEmpty ? "" : ": " + executionRejections.rejectedByCode.keys.sorted().map { "\($0) \(executionRejections.rejectedByCode[$0]!)" }.joined(separator: ", ")) + "\n"
         out += "  not committed        \(notCommitted) (offered, still pending when the run ended)\n"
         out += String(format: "  blocks               %d with our transactions, %.1f transactions per block on average, %d at most\n", blocks, meanBlockSize, maxBlockSize)
-        out += "  node     CPU (% of a core)  peak RSS (MB)  RSS (MB)  fsyncs/block\n"
+        out += "  node     CPU (% of a core)  peak RSS (MB)  RSS (MB)  fsyncs/block  signature checks/tx\n"
         for node in nodes {
             out += "  \(node.name.padding(toLength: 8, withPad: " ", startingAt: 0)) "
                 + (node.cpuPercent.map { String(format: "%17.0f", $0) } ?? String(repeating: " ", count: 14) + "n/a") + "  "
                 + (node.peakResidentMB.map { String(format: "%13.0f", $0) } ?? String(repeating: " ", count: 10) + "n/a") + "  "
                 + (node.residentMB.map { String(format: "%8.0f", $0) } ?? "     n/a") + "  "
-                + (node.fsyncsPerBlock.map { String(format: "%12.2f", $0) } ?? "         n/a") + "\n"
+                + (node.fsyncsPerBlock.map { String(format: "%12.2f", $0) } ?? "         n/a") + "  "
+                + (node.signatureChecksPerTransaction.map { String(format: "%19.2f", $0) } ?? String(repeating: " ", count: 16) + "n/a") + "\n"
         }
         let total = mix.values.reduce(0, +)
         if total > 0 {
@@ -357,6 +361,8 @@ struct NodeFigures: Codable, Sendable {
     var peakResidentMB: Double?
     var residentMB: Double?
     var fsyncsPerBlock: Double?
+    /// Client signatures verified per transaction committed (Δ of the two counters in /metrics).
+    var signatureChecksPerTransaction: Double?
     var blocks: Int?
 }
 
