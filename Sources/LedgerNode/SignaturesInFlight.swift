@@ -4,39 +4,41 @@ import LedgerCore
 /// The transactions whose client signatures are being checked at this moment, by id, so that a
 /// second check of the same transaction can wait for the first instead of running beside it.
 ///
-/// Deadlock-free by construction: a caller claims what nobody else is checking, checks and
-/// releases all of it, and only then waits for the rest; so a waiter holds no claim anyone could
-/// be waiting for.
+/// A transaction is claimed just before its check and released right after (its result already
+/// in the memo), so a claim lasts one signature check. Deadlock-free: a caller waits only after
+/// releasing every claim of its own, and the wait is bounded (`waitUntilChecked`).
 final class SignaturesInFlight: @unchecked Sendable {
     private let condition = NSCondition()
     private var checking = Set<Hash>()
+    /// How long `waitUntilChecked` waits at most, in seconds.
+    let timeout: TimeInterval
 
-    /// Claims the transactions no other call is checking (`mine`, to be released after checking),
-    /// and returns apart those another call is checking (or that appear twice in `transactions`).
-    func claim(_ transactions: [SignedTransaction]) -> (mine: [SignedTransaction], othersChecking: [SignedTransaction]) {
+    init(timeout: TimeInterval = 0.05) { self.timeout = timeout }
+
+    /// Claims a transaction about to be checked; false if another call is checking it now.
+    func tryClaim(_ id: Hash) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        var mine: [SignedTransaction] = []
-        var others: [SignedTransaction] = []
-        for transaction in transactions {
-            if checking.insert(transaction.id).inserted { mine.append(transaction) } else { others.append(transaction) }
-        }
-        return (mine, others)
+        return checking.insert(id).inserted
     }
 
-    /// Ends a claim and wakes the calls waiting for any of it.
-    func release(_ transactions: [SignedTransaction]) {
-        guard !transactions.isEmpty else { return }
+    /// Ends a claim (after the result is in the memo) and wakes the calls waiting for it.
+    func release(_ id: Hash) {
         condition.lock()
-        for transaction in transactions { checking.remove(transaction.id) }
+        checking.remove(id)
         condition.broadcast()
         condition.unlock()
     }
 
-    /// Returns once no call is checking any of `transactions`.
+    /// Returns once no call is checking any of `transactions`, or after `timeout` seconds (the
+    /// caller then checks what is still unchecked itself, so a stalled checker cannot hold up the
+    /// node's queue for longer than that).
     func waitUntilChecked(_ transactions: [SignedTransaction]) {
+        let deadline = Date(timeIntervalSinceNow: timeout)
         condition.lock()
-        while transactions.contains(where: { checking.contains($0.id) }) { condition.wait() }
+        while transactions.contains(where: { checking.contains($0.id) }) {
+            if !condition.wait(until: deadline) { break }
+        }
         condition.unlock()
     }
 

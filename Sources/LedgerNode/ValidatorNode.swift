@@ -37,10 +37,13 @@ public final class ValidatorNode: @unchecked Sendable {
         public var batchDelayMilliseconds: UInt64
         /// Blocks a primary keeps in flight before the earliest commits.
         public var pipelineDepth: UInt64
+        /// How long a signature check waits for the same transaction's check running elsewhere in
+        /// the node before it checks the signature itself (`SignaturesInFlight`).
+        public var signatureWaitMilliseconds: UInt64
 
         public init(genesis: Genesis, suite: any CryptoSuite, me: ValidatorIndex, key: any SigningKey, dataDirectory: String,
                     clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock, maxPoolSize: Int = 50_000,
-                    batchDelayMilliseconds: UInt64 = 5, pipelineDepth: UInt64 = 4) {
+                    batchDelayMilliseconds: UInt64 = 5, pipelineDepth: UInt64 = 4, signatureWaitMilliseconds: UInt64 = 50) {
             self.genesis = genesis
             self.suite = suite
             self.me = me
@@ -50,6 +53,7 @@ public final class ValidatorNode: @unchecked Sendable {
             self.maxPoolSize = maxPoolSize
             self.batchDelayMilliseconds = batchDelayMilliseconds
             self.pipelineDepth = pipelineDepth
+            self.signatureWaitMilliseconds = signatureWaitMilliseconds
         }
     }
 
@@ -128,7 +132,7 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Transactions whose signatures a `verifySignatures` call is checking right now: the memo
     /// only helps once a check has finished, and under load the two copies are often checked at
     /// the same time (admission and a proposal's validation run on different queues).
-    let signaturesInFlight = SignaturesInFlight()
+    let signaturesInFlight: SignaturesInFlight
     /// Frames from peers waiting for the queue. Past `maxQueuedFrames` new frames are dropped
     /// (PBFT recovers lost messages by retransmission and catch-up), so a flood cannot exhaust memory.
     let queuedFrames = Atomic<Int>(0)
@@ -217,6 +221,7 @@ public final class ValidatorNode: @unchecked Sendable {
     /// from them (a fresh directory starts at genesis).
     public init(configuration: Configuration, events: (@Sendable (Event) -> Void)? = nil) throws {
         self.configuration = configuration
+        signaturesInFlight = SignaturesInFlight(timeout: Double(configuration.signatureWaitMilliseconds) / 1_000)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         store = try LedgerStore.open(path: (configuration.dataDirectory as NSString).appendingPathComponent("ledger.sqlite"),
                                      genesis: configuration.genesis, suite: configuration.suite)
@@ -465,25 +470,26 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Signatures checked recently (`checkedSignatures`) are not checked again; those checked
     /// now are remembered. Runs on the admission stage's queue and on the node's.
     ///
-    /// A transaction another call is checking at this moment is not checked alongside: this call
-    /// checks its own first, then waits for the other's to finish and takes its result from the
-    /// memo (checking only what is still not there: an invalid signature, or other bytes under the
-    /// same id). At saturation backups checked 1.16-1.18 signatures per committed transaction
-    /// without this, against 1.00 for the primary (`scf_client_signature_checks_total`).
+    /// Two calls often hold the same transaction at the same time (a relay's admission and the
+    /// proposal carrying it, on different queues): each transaction is claimed just before its
+    /// check (`SignaturesInFlight`), so one the other call is checking at that moment is left to
+    /// it, waited for (at most `signatureWaitMilliseconds`, a single check takes a fraction of a
+    /// millisecond) and read from the memo afterwards; what is still not there (an invalid
+    /// signature, other bytes under the same id) is checked here. At saturation backups checked
+    /// 1.16-1.18 signatures per committed transaction before, 1.00 for the primary
+    /// (`scf_client_signature_checks_total`).
     func verifySignatures(_ submitted: [SignedTransaction]) -> [Hash: PublicKey] {
         guard !submitted.isEmpty else { return [:] }
-        var (known, unchecked) = rememberedSignatures(submitted)
+        let (known, unchecked) = rememberedSignatures(submitted)
         guard !unchecked.isEmpty else { return known }
-        let (mine, othersChecking) = signaturesInFlight.claim(unchecked)
-        known.merge(checkAndRemember(mine)) { first, _ in first }
-        signaturesInFlight.release(mine)
+        var (verified, othersChecking) = checkSignatures(unchecked)
         if !othersChecking.isEmpty {
             signaturesInFlight.waitUntilChecked(othersChecking)
             let (found, missing) = rememberedSignatures(othersChecking)
-            known.merge(found) { first, _ in first }
-            known.merge(checkAndRemember(missing)) { first, _ in first }
+            verified.merge(found) { first, _ in first }
+            verified.merge(checkSignatures(missing, claiming: false).verified) { first, _ in first }
         }
-        return known
+        return known.merging(verified) { first, _ in first }
     }
 
     /// The memo's keys for the transactions it holds (same id, same signature bytes), and the rest.
@@ -502,21 +508,12 @@ public final class ValidatorNode: @unchecked Sendable {
         return (known, unchecked)
     }
 
-    /// `checkSignatures`, remembering the valid ones in the memo.
-    func checkAndRemember(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
-        guard !transactions.isEmpty else { return [:] }
-        let verified = checkSignatures(transactions)
-        checkedSignatures.withLock { memo in
-            for transaction in transactions {
-                if let key = verified[transaction.id] { _ = memo.insert(transaction.id, CheckedSignature(signature: transaction.signature, key: key)) }
-            }
-        }
-        return verified
-    }
-
-    /// Checks the signatures against the signers' registered keys, on every core.
-    func checkSignatures(_ transactions: [SignedTransaction]) -> [Hash: PublicKey] {
-        clientSignatureChecks.add(transactions.count, ordering: .relaxed)
+    /// Checks the signatures against the signers' registered keys, on every core, and remembers
+    /// the valid ones. With `claiming`, each transaction is claimed just before its check and
+    /// looked up in the memo once claimed (another call may have checked it meanwhile); one
+    /// another call is checking at that moment is returned in `othersChecking`, unchecked.
+    func checkSignatures(_ transactions: [SignedTransaction], claiming: Bool = true)
+        -> (verified: [Hash: PublicKey], othersChecking: [SignedTransaction]) {
         var lookup: [MemberID: PublicKey] = [:]
         for transaction in transactions where lookup[transaction.body.signer] == nil {
             if let member = try? store.member(transaction.body.signer) { lookup[transaction.body.signer] = member.publicKey }
@@ -524,20 +521,46 @@ public final class ValidatorNode: @unchecked Sendable {
         let keys = lookup
         let suite = configuration.suite
         let chunks = min(transactions.count, ValidatorNode.cores * 4)
-        let results = Mutex<[Hash: PublicKey]>([:])
+        let results = Mutex<(verified: [Hash: PublicKey], othersChecking: [SignedTransaction])>(([:], []))
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             var local: [Hash: PublicKey] = [:]
+            var deferred: [SignedTransaction] = []
+            var checks = 0
             var index = chunk
             while index < transactions.count {
                 let transaction = transactions[index]
-                if let key = keys[transaction.body.signer], transaction.hasValidSignature(publicKey: key, suite: suite) {
-                    local[transaction.id] = key
-                }
                 index += chunks
+                guard let key = keys[transaction.body.signer] else { continue }
+                if claiming {
+                    guard signaturesInFlight.tryClaim(transaction.id) else { deferred.append(transaction); continue }
+                    if let remembered = rememberedKey(transaction) {
+                        local[transaction.id] = remembered
+                        signaturesInFlight.release(transaction.id)
+                        continue
+                    }
+                }
+                checks += 1
+                if transaction.hasValidSignature(publicKey: key, suite: suite) {
+                    local[transaction.id] = key
+                    checkedSignatures.withLock { _ = $0.insert(transaction.id, CheckedSignature(signature: transaction.signature, key: key)) }
+                }
+                if claiming { signaturesInFlight.release(transaction.id) }
             }
-            results.withLock { $0.merge(local) { first, _ in first } }
+            clientSignatureChecks.add(checks, ordering: .relaxed)
+            results.withLock {
+                $0.verified.merge(local) { first, _ in first }
+                $0.othersChecking += deferred
+            }
         }
         return results.withLock { $0 }
+    }
+
+    /// The key the memo holds for this exact signature, if any.
+    func rememberedKey(_ transaction: SignedTransaction) -> PublicKey? {
+        checkedSignatures.withLock { memo in
+            guard let entry = memo.entries[transaction.id], entry.signature == transaction.signature else { return nil }
+            return entry.key
+        }
     }
 
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.

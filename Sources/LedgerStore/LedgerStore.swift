@@ -854,13 +854,6 @@ public struct StoredTransaction: Hashable, Sendable {
     }
 }
 
-/// The state a pipelined catch-up batch executes on (`LedgerStore.appendCertified(batches:)`):
-/// the store's cache, else a read-only connection of its own, never the store's connection, which
-/// the writer thread holds while it writes the batch before (waiting for it would undo the
-/// overlap). Caching what this connection read is safe only there: while the call runs, every
-/// write to the file is a batch of the same call, whose changes the executor reads first through
-/// its overlay, so a record read here is one no pending batch changes, and the committed value
-/// this connection sees is the current one.
 /// A reader over `base` and layers of writes on top of it, the last layer newest: a record is
 /// read from the newest layer that wrote it, else from `base`.
 private struct LayeredState<Base: LedgerStateReader>: LedgerStateReader {
@@ -882,6 +875,13 @@ private struct LayeredState<Base: LedgerStateReader>: LedgerStateReader {
     }
 }
 
+/// The state a pipelined catch-up batch executes on (`LedgerStore.appendCertified(batches:)`):
+/// the store's cache, else a read-only connection of its own, never the store's connection, which
+/// the writer thread holds while it writes the batch before (waiting for it would undo the
+/// overlap). Caching what this connection read is safe only there: while the call runs, every
+/// write to the file is a batch of the same call, whose changes the executor reads first through
+/// its overlay, so a record read here is one no pending batch changes, and the committed value
+/// this connection sees is the current one.
 private final class SnapshotReader: LedgerStateReader, @unchecked Sendable {
     let store: LedgerStore
     let connection: Connection
