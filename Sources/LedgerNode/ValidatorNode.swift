@@ -498,11 +498,7 @@ public final class ValidatorNode: @unchecked Sendable {
         var unchecked: [SignedTransaction] = []
         checkedSignatures.withLock { memo in
             for transaction in transactions {
-                if let entry = memo.entries[transaction.id], entry.signature == transaction.signature {
-                    known[transaction.id] = entry.key
-                } else {
-                    unchecked.append(transaction)
-                }
+                if let key = Self.rememberedKey(transaction, in: memo) { known[transaction.id] = key } else { unchecked.append(transaction) }
             }
         }
         return (known, unchecked)
@@ -533,7 +529,7 @@ public final class ValidatorNode: @unchecked Sendable {
                 guard let key = keys[transaction.body.signer] else { continue }
                 if claiming {
                     guard signaturesInFlight.tryClaim(transaction.id) else { deferred.append(transaction); continue }
-                    if let remembered = rememberedKey(transaction) {
+                    if let remembered = checkedSignatures.withLock({ Self.rememberedKey(transaction, in: $0) }) {
                         local[transaction.id] = remembered
                         signaturesInFlight.release(transaction.id)
                         continue
@@ -556,11 +552,9 @@ public final class ValidatorNode: @unchecked Sendable {
     }
 
     /// The key the memo holds for this exact signature, if any.
-    func rememberedKey(_ transaction: SignedTransaction) -> PublicKey? {
-        checkedSignatures.withLock { memo in
-            guard let entry = memo.entries[transaction.id], entry.signature == transaction.signature else { return nil }
-            return entry.key
-        }
+    static func rememberedKey(_ transaction: SignedTransaction, in memo: CheckedSignatures) -> PublicKey? {
+        guard let entry = memo.entries[transaction.id], entry.signature == transaction.signature else { return nil }
+        return entry.key
     }
 
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.

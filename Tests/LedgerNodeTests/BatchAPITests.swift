@@ -60,7 +60,7 @@ import Testing
                 #expect((value("scf_committed_transactions_total") ?? 0) >= 2)
                 #expect((value("scf_blocks_committed_total") ?? 0) >= 1)
                 #expect((value("scf_fsyncs_total") ?? 0) >= (value("scf_blocks_committed_total") ?? 0))
-                // The node that admitted the two checked their signatures (the forgery's too), once each.
+                // The node that admitted them checked the submitted signatures (the forgery's too).
                 #expect((value("scf_client_signature_checks_total") ?? 0) >= 2)
             }
         }
