@@ -40,7 +40,9 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "LedgerCore", dependencies: ["COpenSSL", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Consensus", dependencies: ["LedgerCore"]),
-        .target(name: "LedgerStore", dependencies: ["LedgerCore", "CSQLite"]),
+        // A SQLite VFS that gathers the writes to a WAL file into few calls (docs/DECISIONS.md 40).
+        .target(name: "CSQLiteVFS", dependencies: ["CSQLite"], linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "LedgerStore", dependencies: ["LedgerCore", "CSQLite", "CSQLiteVFS"]),
         .target(name: "PeerNetwork", dependencies: [
             "LedgerCore",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteVFS
 
 /// `SQLITE_TRANSIENT` is a macro Swift cannot import: it tells SQLite to copy bound bytes.
 let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -33,7 +34,10 @@ final class Connection {
     init(path: String, readOnly: Bool) throws(StoreError) {
         var db: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        let code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        // A writing connection's WAL writes are gathered into few calls (`scf_sqlite_coalescing_vfs`:
+        // SQLite writes every frame with two); nil (the default VFS) if it could not be registered.
+        let vfs = readOnly ? nil : scf_sqlite_coalescing_vfs()
+        let code = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, vfs)
         guard code == SQLITE_OK, let db else {
             let reason = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
             if let db { sqlite3_close_v2(db) }
@@ -54,6 +58,14 @@ final class Connection {
 
     /// Rows the last completed INSERT, UPDATE or DELETE changed.
     var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Write calls this process's writing connections made to their WAL files, and the calls SQLite
+    /// asked for (two per frame); the difference is what `scf_sqlite_coalescing_vfs` gathered.
+    static var walWriteCalls: (file: Int, sqlite: Int) {
+        var file: Int64 = 0, sqlite: Int64 = 0
+        scf_sqlite_coalescing_counts(&file, &sqlite)
+        return (Int(file), Int(sqlite))
+    }
 
     /// Pages written to the WAL (or the rollback journal's file) by this connection so far: the
     /// WAL cost of what it committed (tests and measurements).
