@@ -352,6 +352,12 @@ public final class ValidatorNode: @unchecked Sendable {
         }
         queuedFrames.subtract(frames.count, ordering: .relaxed)
         guard haltReason == nil else { return }
+        // The group's reads of the store (executing proposals, committed-id checks) share read
+        // transactions (`LedgerStore.readTogether`).
+        store.readTogether { handle(frames) }
+    }
+
+    func handle(_ frames: [(frame: [UInt8], peer: ValidatorIndex)]) {
         for (frame, peer) in frames {
             let message: NodeMessage
             do {
@@ -560,10 +566,13 @@ public final class ValidatorNode: @unchecked Sendable {
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.
     func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
         guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
-        let answers = admitGroup(submissions, verified: verified)
-        // Relay (and persist, and send) before answering: a client that then submits its next
-        // nonce to another validator finds this one already on its way.
-        flush()
+        let answers = store.readTogether {
+            let answers = admitGroup(submissions, verified: verified)
+            // Relay (and persist, and send) before answering: a client that then submits its next
+            // nonce to another validator finds this one already on its way.
+            flush()
+            return answers
+        }
         for (submission, answer) in zip(submissions, answers) { submission.reply?(answer) }
     }
 
@@ -816,7 +825,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func fire(_ replicaTimer: ReplicaTimer) {
         guard haltReason == nil, let current = timers[replicaTimer.kind], current.0 == replicaTimer else { return }
         timers[replicaTimer.kind] = nil
-        perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application))
+        store.readTogether { perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application)) }
     }
 
     func remember(dropped id: Hash, _ rejection: Rejection) {
