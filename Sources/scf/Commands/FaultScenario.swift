@@ -303,8 +303,24 @@ struct FaultScenario {
                 }
                 await sleep(0.5)
             }
-            let after = await height(phase == .skewWithin ? nodes : others)
-            result.notes.append("node-\(victim) was primary in \(leading) of \(samples) status samples; views \(views.min() ?? 0)-\(views.max() ?? 0); height \(before) → \(after)")
+            var after = await height(phase == .skewWithin ? nodes : others)
+            var waitedBeyond = 0.0
+            if phase == .skewBeyond, after <= before {
+                // Deposing the skewed primary takes one view-change timeout, and the timeout has
+                // doubled for every view that changed without a commit, here the ones `makePrimary`
+                // forced (2, 4, 8, 16 s …, up to the genesis's cap): wait up to that cap for the
+                // others to move on, and report how long it took.
+                let started = Date()
+                let cap = try Genesisfile.load(cluster.path("genesis.json")).0.consensus.maxViewChangeTimeoutMilliseconds
+                let deadline = started.addingTimeInterval(Double(cap) / 1_000 + 5)
+                while Date() < deadline, after <= before {
+                    await sleep(0.5)
+                    after = await height(others)
+                }
+                waitedBeyond = Date().timeIntervalSince(started)
+            }
+            result.notes.append("node-\(victim) was primary in \(leading) of \(samples) status samples; views \(views.min() ?? 0)-\(views.max() ?? 0); height \(before) → \(after)"
+                                + (waitedBeyond > 0 ? " (the others moved on \(Int(waitedBeyond)) s after the \(Int(window)) s window: the view-change timeout had grown with the views forced before)" : ""))
             if after <= before { result.problems.append("no block committed with node-\(victim)'s clock \(offset) s ahead") }
             if phase == .skewWithin {
                 skewed = victim   // stays skewed through the checks: it must keep up
