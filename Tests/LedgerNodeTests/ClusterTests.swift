@@ -276,8 +276,16 @@ struct TestCluster {
         node.receive([0xff, 0x00, 0x13], from: 1)
         node.queue.sync {}   // that frame's group is done before the queue is held (a group takes every frame waiting)
         // While the node is busy, a flood beyond the queue bound is dropped and counted instead of queued.
+        // The flood starts only once the hold runs: a drain a peer's frame scheduled just before it
+        // would otherwise, on a loaded machine, start late and take half the flood with it (CI saw
+        // no frame dropped once).
         let busy = DispatchSemaphore(value: 0)
-        node.queue.async { busy.wait() }
+        let holding = DispatchSemaphore(value: 0)
+        node.queue.async {
+            holding.signal()
+            busy.wait()
+        }
+        holding.wait()
         for _ in 0..<(ValidatorNode.maxQueuedFrames + 5_000) { node.receive([0xff], from: 2) }
         // Peers' frames that were queued before the hold leave the count on other queues (catch-up
         // answers, relays) while the flood runs, so a few more of it may fit: the bound is what holds.
