@@ -19,6 +19,7 @@ struct CoalescingFile {
     int bufferLength;
     CoalescingFile *wal;        /* a database file: its open WAL, whose buffer its barrier writes */
     CoalescingFile *database;   /* a WAL file: its database file, if opened through this VFS */
+    int lostWrite;              /* a WAL file: the error of a write the barrier could not report */
 };
 
 static sqlite3_vfs coalescingVFS;
@@ -36,6 +37,13 @@ static int flushBuffer(CoalescingFile *file) {
     return file->real->pMethods->xWrite(file->real, file->buffer, length, file->bufferStart);
 }
 
+/// Writes what is buffered, or reports the write the barrier lost: every later sync, read, size,
+/// truncation and write of that WAL file fails with it, so SQLite never takes the file for whole.
+static int writePending(CoalescingFile *file) {
+    if (file->lostWrite != SQLITE_OK) return file->lostWrite;
+    return flushBuffer(file);
+}
+
 static int cClose(sqlite3_file *f) {
     CoalescingFile *file = (CoalescingFile *)f;
     int flushed = flushBuffer(file);
@@ -50,7 +58,7 @@ static int cClose(sqlite3_file *f) {
 }
 
 static int cRead(sqlite3_file *f, void *data, int amount, sqlite3_int64 offset) {
-    int rc = flushBuffer((CoalescingFile *)f);
+    int rc = writePending((CoalescingFile *)f);
     if (rc != SQLITE_OK) return rc;
     return REAL(f)->pMethods->xRead(REAL(f), data, amount, offset);
 }
@@ -58,6 +66,7 @@ static int cRead(sqlite3_file *f, void *data, int amount, sqlite3_int64 offset) 
 static int cWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64 offset) {
     CoalescingFile *file = (CoalescingFile *)f;
     if (file->buffer == NULL) return file->real->pMethods->xWrite(file->real, data, amount, offset);
+    if (file->lostWrite != SQLITE_OK) return file->lostWrite;
     atomic_fetch_add_explicit(&sqliteWriteCount, 1, memory_order_relaxed);
     // Anything but the next bytes after the buffered ones (a rewritten frame, a new WAL header)
     // first writes what is buffered, so the file sees the writes in SQLite's order.
@@ -77,19 +86,19 @@ static int cWrite(sqlite3_file *f, const void *data, int amount, sqlite3_int64 o
 }
 
 static int cTruncate(sqlite3_file *f, sqlite3_int64 size) {
-    int rc = flushBuffer((CoalescingFile *)f);
+    int rc = writePending((CoalescingFile *)f);
     if (rc != SQLITE_OK) return rc;
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int cSync(sqlite3_file *f, int flags) {
-    int rc = flushBuffer((CoalescingFile *)f);
+    int rc = writePending((CoalescingFile *)f);
     if (rc != SQLITE_OK) return rc;
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
 static int cFileSize(sqlite3_file *f, sqlite3_int64 *size) {
-    int rc = flushBuffer((CoalescingFile *)f);
+    int rc = writePending((CoalescingFile *)f);
     if (rc != SQLITE_OK) return rc;
     return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
@@ -116,9 +125,13 @@ static int cShmLock(sqlite3_file *f, int offset, int n, int flags) {
 /// visible to readers): the frames it indexes must be in the file by then.
 static void cShmBarrier(sqlite3_file *f) {
     CoalescingFile *file = (CoalescingFile *)f;
-    // A failed write here resurfaces: the frames stay missing, and the next sync or read of the
-    // WAL reports SQLite's own I/O error (its checksums reject the missing frames on recovery).
-    if (file->wal) (void)flushBuffer(file->wal);
+    // Under `synchronous=FULL` (the store's setting) the commit's sync already wrote the buffer,
+    // so this writes nothing. Otherwise a failure here cannot be returned: the WAL remembers it
+    // (`writePending`), and its next use fails instead of building on frames that are missing.
+    if (file->wal) {
+        int rc = flushBuffer(file->wal);
+        if (rc != SQLITE_OK) file->wal->lostWrite = rc;
+    }
     file->real->pMethods->xShmBarrier(file->real);
 }
 

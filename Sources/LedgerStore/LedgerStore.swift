@@ -210,9 +210,6 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// the shared read transaction first, and the next read opens another that sees it. The store's
     /// connection is the only one that writes the file, so a shared snapshot is never stale. Calls
     /// nest. Keep `body` short: an open read transaction holds checkpoints back to its snapshot.
-    /// Whether the store's connection holds a group's shared read transaction (tests).
-    var holdsGroupedRead: Bool { inner.withLock { $0.connection?.inReadGroup ?? false } }
-
     public func readTogether<T>(_ body: () throws -> T) rethrows -> T {
         inner.withLock { $0.readGroups += 1 }
         defer {
@@ -225,6 +222,9 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
         return try body()
     }
+
+    /// Whether the store's connection holds a group's shared read transaction (tests).
+    var holdsGroupedRead: Bool { inner.withLock { $0.connection?.inReadGroup ?? false } }
 
     /// A PRAGMA's value on the store's own connection (for tests and diagnostics).
     func pragma(_ name: String) throws -> SQLValue {
@@ -743,11 +743,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             cache.withLock { remember(&$0, value) }
             return value
         }
-        return try inner.withLock { inner throws -> Value in
-            guard let connection = inner.connection else {
-                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
-            }
-            if inner.readGroups > 0 { try connection.joinReadGroup() }
+        return try withConnection { connection in
             let value = try read(connection)
             cache.withLock { remember(&$0, value) }
             return value

@@ -155,7 +155,6 @@ final class Connection {
 
     /// Runs `body` in one read transaction so every query sees the same snapshot.
     func readTransaction<T>(_ body: () throws -> T) throws -> T {
-        if inReadGroup { return try body() }   // already one snapshot
         try execute("BEGIN DEFERRED")
         defer { if sqlite3_get_autocommit(handle) == 0 { sqlite3_exec(handle, "COMMIT", nil, nil, nil) } }
         return try body()
