@@ -300,6 +300,18 @@ final class CatchUpPipeline: @unchecked Sendable {
         }
     }
 
+    /// `list` cut into consecutive runs, each ending as `runEnd` says.
+    static func runs(_ list: [CommittedBlock], blocks: Int, transactions: Int) -> [[CommittedBlock]] {
+        var runs: [[CommittedBlock]] = []
+        var start = 0
+        while start < list.count {
+            let end = runEnd(list, from: start, blocks: blocks, transactions: transactions)
+            runs.append(Array(list[start..<end]))
+            start = end
+        }
+        return runs
+    }
+
     /// Where a run starting at `start` ends: after `blocks` blocks, or after the block that brings
     /// it to `transactions` transactions, whichever comes first (at least one block).
     static func runEnd(_ list: [CommittedBlock], from start: Int, blocks: Int, transactions: Int) -> Int {

@@ -244,15 +244,21 @@ public struct StoreApplication: ReplicaApplication {
 
     /// Catch-up: re-executes certified blocks that extend the committed head (client signatures
     /// trusted) and stores each batch in one database transaction, executing the next batch while
-    /// the one before is written (`LedgerStore.appendCertified(batches:executor:)`). The caller
-    /// must have verified each certificate against the genesis validators, and must then hand the
-    /// same blocks to the replica (`onCommittedBlocks`), which commits the stored ones through
-    /// `validate` and `commit` without executing or writing them again. Throws if a batch does
-    /// not re-execute to its headers (or cannot be written): the batches before it are stored and
-    /// recorded, nothing of it or after it is.
-    public mutating func storeCertified(batches: [[CommittedBlock]]) throws {
-        let (results, error) = store.appendCertified(batches: batches, executor: executor)
-        for (blocks, batchResults) in zip(batches.filter { !$0.isEmpty }, results) {
+    /// the one before is written (`LedgerStore.appendCertified(batches:executor:more:)`; `more`
+    /// supplies further batches continuing the chain, asked for before the writes are waited
+    /// for). The caller must have verified each certificate against the genesis validators, and
+    /// must then hand the same blocks to the replica (`onCommittedBlocks`), which commits the
+    /// stored ones through `validate` and `commit` without executing or writing them again.
+    /// Throws if a batch does not re-execute to its headers (or cannot be written): the batches
+    /// before it are stored and recorded, nothing of it or after it is.
+    public mutating func storeCertified(batches: [[CommittedBlock]], more: () -> [[CommittedBlock]] = { [] }) throws {
+        var given = batches.filter { !$0.isEmpty }
+        let (results, error) = store.appendCertified(batches: batches, executor: executor) {
+            let next = more()
+            given += next.filter { !$0.isEmpty }
+            return next
+        }
+        for (blocks, batchResults) in zip(given, results) {
             databaseCommits += 1
             for (committed, result) in zip(blocks, batchResults) {
                 stored[committed.certificate.blockHash] = (committed.block.header.height, result.receipts)

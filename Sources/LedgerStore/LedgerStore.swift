@@ -294,15 +294,23 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     /// `appendCertified` for consecutive batches, each its own database transaction, with the
     /// next batch executed while the one before is written: execution runs on the calling thread,
-    /// on the store plus the writes of every earlier batch of the call (whether already committed
-    /// or not: a value either way is the same), and the writes run in order on a writer thread.
+    /// on the store plus the writes of every earlier batch of the call not yet stored (a batch
+    /// stored is read from the store), and the writes run in order on a writer thread.
     /// On two cores a node catching up spends about as long executing as writing, so this nearly
     /// halves its time per transaction.
     ///
+    /// `more` is asked for further batches once the given ones are executed, again and again
+    /// until it returns none, before the call waits for the writes: blocks that arrive while the
+    /// writer is still busy join the pipeline instead of waiting for it to drain (the blocks must
+    /// continue the chain of the batches before them).
+    ///
     /// Atomicity is per batch, as in `appendCertified`. Returns the results of the batches that
-    /// were stored, in order, and the error that stopped the rest, if any: a batch that does not
-    /// execute to its headers, or a write that fails, stores nothing of that batch or those after it.
-    public func appendCertified(batches: [[CommittedBlock]], executor: BlockExecutor) -> (stored: [[ExecutionResult]], error: (any Error)?) {
+    /// were stored, in order (the given batches, then those `more` returned, empty ones skipped),
+    /// and the error that stopped the rest, if any: a batch that does not execute to its headers,
+    /// or a write that fails, stores nothing of that batch or those after it, and `more` is not
+    /// asked again.
+    public func appendCertified(batches: [[CommittedBlock]], executor: BlockExecutor,
+                                more: () -> [[CommittedBlock]] = { [] }) -> (stored: [[ExecutionResult]], error: (any Error)?) {
         let writer = DispatchQueue(label: "scf.store.writer")
         let reader: SnapshotReader
         do {
@@ -311,17 +319,31 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             return ([], error)
         }
         let written = Mutex<(results: [[ExecutionResult]], error: (any Error)?)>(([], nil))
-        // The writes of this call's batches so far, stored or not, one layer per batch: merging
-        // them into one set instead copied every record again for each batch (and the growing
-        // dictionaries' fresh pages faulted in), about a sixth of the executing thread's time.
-        var earlier: [StateChanges] = []
+        // The writes of this call's batches not yet stored, one layer per batch (the first is
+        // batch `stored`): merging them into one set instead copied every record again for each
+        // batch (and the growing dictionaries' fresh pages faulted in), about a sixth of the
+        // executing thread's time. A stored batch's layer is dropped: its writes are in the store
+        // and its cache (both updated before the writer counts the batch), so lookups stay short
+        // however long the call runs.
+        var layers: [StateChanges] = []
+        var stored = 0
         var tip = self.tip
         var executionError: (any Error)?
-        for blocks in batches where !blocks.isEmpty {
+        var queued = batches[...]
+        while true {
             if written.withLock({ $0.error != nil }) { break }
+            if queued.isEmpty {
+                queued = more()[...]
+                if queued.isEmpty { break }
+            }
+            let blocks = queued.removeFirst()
+            if blocks.isEmpty { continue }
+            let storedNow = written.withLock { $0.results.count }
+            layers.removeFirst(storedNow - stored)
+            stored = storedNow
             do {
-                let batch = try executeCertified(blocks, on: tip, over: LayeredState(base: reader, layers: earlier), executor: executor)
-                earlier.append(batch.changes)
+                let batch = try executeCertified(blocks, on: tip, over: LayeredState(base: reader, layers: layers), executor: executor)
+                layers.append(batch.changes)
                 tip = batch.last
                 writer.async { [self] in
                     guard written.withLock({ $0.error == nil }) else { return }

@@ -87,6 +87,54 @@ import Testing
         try expectTheChainsState(in: reopened)
     }
 
+    /// Batches that join the pipeline through `more` (a node far behind hands it the blocks
+    /// verified meanwhile) leave the same file as appending one by one. Small batches in many
+    /// chunks: the writer stores batches while later ones execute, so their layers are dropped
+    /// and their records read back from the store and its cache mid-call.
+    @Test(arguments: [1, 5])
+    func batchesJoiningThroughMoreLeaveExactlyTheRowsOfAppendingOneByOne(batchSize: Int) throws {
+        let directory = TemporaryDirectory()
+        let source = fixture.copy(into: directory)
+        let chain = try blocks(of: source)
+        let path = directory.file("caught-up.sqlite")
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        let batches = stride(from: 0, to: chain.count, by: batchSize).map { Array(chain[$0..<min($0 + batchSize, chain.count)]) }
+        // The first two batches given, the rest three at a time with an empty batch among them.
+        var next = 2
+        var asked = 0
+        let (stored, error) = store.appendCertified(batches: Array(batches[..<2]), executor: consortium.executor) {
+            asked += 1
+            guard next < batches.count else { return [] }
+            defer { next += 3 }
+            return [[]] + Array(batches[next..<min(next + 3, batches.count)])
+        }
+        #expect(error == nil, "\(String(describing: error))")
+        #expect(stored.count == batches.count)
+        #expect(asked == (batches.count - 2 + 2) / 3 + 1)   // once more after the last chunk, which answers none
+        try expectTheSourceChain(in: store, at: path, source: source, receipts: stored.joined().map(\.receipts))
+        let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        try expectTheChainsState(in: reopened)
+    }
+
+    /// A bad block in a batch that joined through `more`: the batches before it are stored,
+    /// nothing from it on, and `more` is not asked again.
+    @Test func aBadBlockJoiningThroughMoreStopsThePipeline() throws {
+        let directory = TemporaryDirectory()
+        var chain = try blocks(of: fixture.copy(into: directory))
+        chain[25].block.header.stateDigest = Hash.zero
+        let store = try LedgerStore.open(path: directory.file("caught-up.sqlite"), genesis: consortium.genesis, suite: consortium.suite)
+        var chunks = stride(from: 10, to: 40, by: 10).map { [Array(chain[$0..<$0 + 10])] }[...]
+        var asked = 0
+        let (stored, error) = store.appendCertified(batches: [Array(chain[0..<10])], executor: consortium.executor) {
+            asked += 1
+            return chunks.popFirst() ?? []
+        }
+        #expect(stored.count == 2)
+        #expect((error as? StoreError)?.code == .resultMismatch)
+        #expect(asked == 2)
+        #expect(store.tip.height == Height(20))
+    }
+
     /// A bad block in a later batch: the batches before it are stored, nothing from it on.
     @Test func aPipelinedCallStoresTheBatchesBeforeABadOne() throws {
         let directory = TemporaryDirectory()
