@@ -5,10 +5,11 @@
 /// coalesces the writes to a WAL file: SQLite writes each WAL frame with two calls (its 24-byte
 /// header, then the page), so a transaction of a few thousand pages cost a few thousand `pwrite`s.
 /// Contiguous writes are gathered in a buffer (120 KiB per WAL file, the most the unix VFS writes
-/// in one call) and written with one call before anything that must see them: a sync, a read, a size or truncate of the WAL, its close,
-/// a write elsewhere in it, and the database's shared-memory barrier (the point where a commit is
-/// published to readers, whatever the `synchronous` setting). Durability is unchanged: SQLite only
-/// counts on what it synced, and every sync writes the buffer first.
+/// in one call) and written with one call before anything that must see them: a sync, a read, a
+/// size or truncate of the WAL, its close, a write elsewhere in it, and the database's
+/// shared-memory barrier (the point where a commit is published to readers, whatever the
+/// `synchronous` setting). Durability is unchanged: SQLite only counts on what it synced, and
+/// every sync writes the buffer first.
 ///
 /// Returns the VFS name to pass to `sqlite3_open_v2`, or NULL if it could not be registered.
 const char *scf_sqlite_coalescing_vfs(void);
