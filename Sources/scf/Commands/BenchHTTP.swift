@@ -17,6 +17,8 @@ import Darwin
 final class BenchHTTPConnection {
     struct Failure: Error, CustomStringConvertible {
         let description: String
+        /// The server closed or reset the connection before a byte of the answer arrived.
+        var beforeAnswer = false
     }
 
     let host: String
@@ -55,11 +57,16 @@ final class BenchHTTPConnection {
         message.append(contentsOf: body)
         let reused = socket >= 0
         do {
-            try ensureConnected()
-            try writeAll(message)
-            return try readResponse()
-        } catch let failure as Failure where reused && failure.description.hasPrefix("closed") {
+            return try exchange(message)
+        } catch let failure as Failure where reused && failure.beforeAnswer {
             close()
+            return try exchange(message)
+        }
+    }
+
+    /// One attempt: connects if needed, writes, reads; closes the connection when anything fails.
+    private func exchange(_ message: [UInt8]) throws -> (status: Int, body: [UInt8]) {
+        do {
             try ensureConnected()
             try writeAll(message)
             return try readResponse()
@@ -115,7 +122,8 @@ final class BenchHTTPConnection {
             }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw Failure(description: errno == EPIPE || errno == ECONNRESET ? "closed while sending" : "send: \(String(cString: strerror(errno)))")
+                let closed = errno == EPIPE || errno == ECONNRESET
+                throw Failure(description: closed ? "closed while sending" : "send: \(String(cString: strerror(errno)))", beforeAnswer: closed)
             }
             offset += written
         }
@@ -127,8 +135,16 @@ final class BenchHTTPConnection {
         repeat {
             received = scratch.withUnsafeMutableBytes { raw in recv(socket, raw.baseAddress!, raw.count, 0) }
         } while received < 0 && errno == EINTR
-        if received == 0 { throw Failure(description: "closed by \(host):\(port) before the answer was complete") }
-        if received < 0 { throw Failure(description: "receive from \(host):\(port): \(String(cString: strerror(errno)))") }
+        // A keep-alive connection the server closed while idle shows up as an end of stream, or as
+        // a reset when our request reached a socket already closed; either way before any answer.
+        let nothingYet = buffer.count == consumed
+        if received == 0 {
+            throw Failure(description: "closed by \(host):\(port) before the answer was complete", beforeAnswer: nothingYet)
+        }
+        if received < 0 {
+            let reset = errno == ECONNRESET
+            throw Failure(description: "receive from \(host):\(port): \(String(cString: strerror(errno)))", beforeAnswer: reset && nothingYet)
+        }
         buffer.append(contentsOf: scratch[..<received])
     }
 
