@@ -164,6 +164,22 @@ struct TestCluster {
         #expect(await cluster.node(1).submit(forged)?.code == .badSignature)
     }
 
+    /// A relay that arrives after its transaction committed is not looked up before its signature
+    /// check any more (only relays parked during a catch-up are); the pool's checks refuse it.
+    @Test func aLateRelayOfACommittedTransactionIsNotPooledAgain() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let transaction = cluster.registration(1)
+        #expect(await cluster.node(0).submit(transaction) == nil)
+        try await cluster.waitUntilEveryoneCommitted(transaction.id)
+        let node = cluster.node(1)
+        node.receive(NodeMessage.transactions([transaction]).wireBytes, from: ValidatorIndex(0))
+        // The same transaction from a client, behind the relay in the admission stage's order.
+        #expect(await node.submit(transaction)?.code == .replayed)
+        #expect(node.nodeStatus.pooled == 0)
+        guard case .committed = node.status(of: transaction.id) else { Issue.record("\(node.status(of: transaction.id))"); return }
+    }
+
     @Test func aTransactionThatBreaksARuleIsRefusedAtAdmission() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
