@@ -164,8 +164,9 @@ struct TestCluster {
         #expect(await cluster.node(1).submit(forged)?.code == .badSignature)
     }
 
-    /// A relay that arrives after its transaction committed is not looked up before its signature
-    /// check any more (only relays parked during a catch-up are); the pool's checks refuse it.
+    /// A relay that arrives after its transaction committed is no longer dropped by a store lookup
+    /// in the admission stage (DECISIONS 43: only relays parked during a catch-up are looked up);
+    /// the pool's checks must still refuse it, so it is never pooled again.
     @Test func aLateRelayOfACommittedTransactionIsNotPooledAgain() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
