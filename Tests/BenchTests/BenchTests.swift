@@ -153,4 +153,23 @@ import Testing
         #expect(changed.touches(.confirmReceivable(root)))
         #expect(!changed.touches(.confirmReceivable(other)))
     }
+
+    @Test func aReplayPrintsALineForEachFurther100000Transactions() {
+        let start = ContinuousClock.now
+        var progress = ReplayProgress(total: 450_000, start: start)
+        let none = progress.line(after: 60_000, now: start + .seconds(3))
+        #expect(none == nil)
+        let first = progress.line(after: 50_000, now: start + .seconds(5))
+        #expect(first == "    110000 of 450000 transactions: 5.00 s since the last line")
+        // A step past two marks (200,000 and 300,000) prints once, timed from the previous line…
+        let second = progress.line(after: 200_000, now: start + .seconds(12))
+        #expect(second == "    310000 of 450000 transactions: 7.00 s since the last line")
+        // …and the next line waits for 400,000.
+        let early = progress.line(after: 60_000, now: start + .seconds(14))
+        #expect(early == nil)
+        // The last stretch prints nothing: the round's total line follows it.
+        let last = progress.line(after: 80_000, now: start + .seconds(17))
+        #expect(last == nil)
+        #expect(progress.done == 450_000)
+    }
 }

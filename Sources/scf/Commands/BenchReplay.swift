@@ -31,6 +31,7 @@ enum BenchReplay {
             for pipelined in [false, true] {
                 let store = try LedgerStore.open(path: "\(directory)/\(round)-\(pipelined).sqlite", genesis: genesis, suite: suite)
                 let start = ContinuousClock.now
+                var progress = ReplayProgress(total: transactions, start: start)
                 if pipelined {
                     // As a node far behind: later turns join a turn's pipeline, up to
                     // `catchUpTurnExtraTransactions` of them, before its writes are waited for.
@@ -46,9 +47,13 @@ enum BenchReplay {
                             return batches[next]
                         }
                         if let error = result.error { throw error }
+                        progress.add(result.stored.joined().reduce(0) { $0 + $1.receipts.count })
                     }
                 } else {
-                    for batch in batches.joined() { try store.appendCertified(batch, executor: executor) }
+                    for batch in batches.joined() {
+                        try store.appendCertified(batch, executor: executor)
+                        progress.add(batch.reduce(0) { $0 + $1.block.transactions.count })
+                    }
                 }
                 let seconds = (ContinuousClock.now - start) / .seconds(1)
                 guard store.tip == original.tip else { throw CLIError("the replay ended at block \(store.tip.height), not at the ledger's tip") }
@@ -56,5 +61,37 @@ enum BenchReplay {
                 print("  round \(round), \(pipelined ? "pipelined   " : "batch by batch"): \(String(format: "%.2f", seconds)) s = \(Int(Double(transactions) / seconds)) tx/s")
             }
         }
+    }
+}
+
+/// Prints how long each further 100,000 transactions of a replay took: a long ledger replays for
+/// minutes, and the time per 100,000 shows whether the store slows down as it grows (it does:
+/// docs/BENCHMARKS.md, "The store slows as the ledger grows").
+struct ReplayProgress {
+    static let step = 100_000
+    let total: Int
+    private(set) var done = 0
+    private var nextMark = ReplayProgress.step
+    private var last: ContinuousClock.Instant
+
+    init(total: Int, start: ContinuousClock.Instant) {
+        self.total = total
+        last = start
+    }
+
+    /// Counts `transactions` more as replayed and prints the line `line(after:now:)` returns.
+    mutating func add(_ transactions: Int) {
+        if let line = line(after: transactions, now: .now) { print(line) }
+    }
+
+    /// The line to print once another 100,000 transactions are done (none for the last stretch:
+    /// the round's total follows it), with the time since the previous line or the start.
+    mutating func line(after transactions: Int, now: ContinuousClock.Instant) -> String? {
+        done += transactions
+        guard done >= nextMark, done < total else { return nil }
+        let seconds = (now - last) / .seconds(1)
+        last = now
+        while nextMark <= done { nextMark += Self.step }
+        return "    \(done) of \(total) transactions: \(String(format: "%.2f", seconds)) s since the last line"
     }
 }
