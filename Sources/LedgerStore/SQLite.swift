@@ -95,7 +95,8 @@ final class Connection {
         return StoreError(kind, "SQLite error \(code) while \(doing) in \(path): \(lastMessage); \(hint)")
     }
 
-    /// Runs one or more statements that return no rows (schema, pragmas, BEGIN/COMMIT).
+    /// Runs one or more statements that return no rows (schema, pragmas); BEGIN and COMMIT go
+    /// through `control`, which keeps them prepared.
     func execute(_ sql: String) throws(StoreError) {
         let code = sqlite3_exec(handle, sql, nil, nil, nil)
         guard code == SQLITE_OK else { throw error(code, "running \(sql.prefix(60))") }

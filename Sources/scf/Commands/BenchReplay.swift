@@ -91,7 +91,7 @@ struct ReplayProgress {
         guard done >= nextMark, done < total else { return nil }
         let seconds = (now - last) / .seconds(1)
         last = now
-        while nextMark <= done { nextMark += Self.step }
+        nextMark = (done / Self.step + 1) * Self.step
         return "    \(done) of \(total) transactions: \(String(format: "%.2f", seconds)) s since the last line"
     }
 }
