@@ -146,7 +146,7 @@ public struct LedgerAPI: Sendable {
                           validator: validators.validator(at: node.configuration.me)?.name ?? "?", height: status.height,
                           headHash: status.headHash, view: status.view, primary: validators.validator(at: status.primary)?.name ?? "?",
                           isPrimary: status.isPrimary, pendingTransactions: status.pooled, catchingUp: status.catchingUp,
-                          peersConnected: peersConnected(), halted: status.halted)
+                          readModelIndexesSuspended: status.readModelIndexesSuspended, peersConnected: peersConnected(), halted: status.halted)
     }
 
     func receivable(_ id: ReceivableID) throws -> ReceivableDetail {

@@ -357,6 +357,10 @@ enum OpenAPIDocument {
      "primary": {
       "type": "string"
      },
+     "readModelIndexesSuspended": {
+      "description": "A bulk catch-up dropped the indexes of queries by party, holder, status and signer; they answer the same, by scanning, until it ends",
+      "type": "boolean"
+     },
      "validator": {
       "type": "string"
      },

@@ -52,6 +52,8 @@ final class CatchUpPipeline: @unchecked Sendable {
         /// Retry delay when the node has no links yet (a restart asks before the transport is
         /// attached, which takes a fraction of a second): a cheap check, so a short one.
         var unsentRetrySeconds = 0.05
+        /// Transactions fetched in one catch-up from which the node counts as far behind (see `farBehind`).
+        var farBehindTransactions = ValidatorNode.Configuration.defaultFarBehindTransactions
     }
 
     /// Blocks this pipeline verified, in height order, for the node to apply.
@@ -79,13 +81,16 @@ final class CatchUpPipeline: @unchecked Sendable {
 
     /// Whether a catch-up is under way (read by the node's status from any thread).
     let active = Atomic<Bool>(false)
-    /// Whether this catch-up has fetched `farBehindTransactions` or more: the node is far behind,
+    /// Whether this catch-up has fetched `settings.farBehindTransactions` or more: the node is far behind,
     /// not just a few blocks (a backup's timer asks for catch-up often in normal operation).
     let farBehind = Atomic<Bool>(false)
-    static let farBehindTransactions = 5_000
     /// Whether this catch-up has fetched any block: the node's head is known to be behind.
     let fetchedBlocks = Atomic<Bool>(false)
-    var fetchedTransactions = 0
+    var fetchedTransactions = 0 {
+        didSet { fetched.store(fetchedTransactions, ordering: .relaxed) }
+    }
+    /// `fetchedTransactions`, for the node's queue.
+    let fetched = Atomic<Int>(0)
     /// Runs of an earlier epoch are dropped by the node.
     let epoch = Atomic<UInt64>(0)
     /// Answers refused since the node started (for tests and metrics).
@@ -273,7 +278,7 @@ final class CatchUpPipeline: @unchecked Sendable {
         if request.peer == nil, let index = peers.firstIndex(of: peer) { attempt = index }   // the first to answer serves the rest
         fetchedTransactions += blocks.reduce(0) { $0 + $1.block.transactions.count }
         fetchedBlocks.store(true, ordering: .sequentiallyConsistent)
-        if fetchedTransactions >= Self.farBehindTransactions { farBehind.store(true, ordering: .sequentiallyConsistent) }
+        if fetchedTransactions >= settings.farBehindTransactions { farBehind.store(true, ordering: .sequentiallyConsistent) }
         // Ask for the next range now, so the peer reads and sends it while these are checked.
         outstanding = nil
         let bytesPerBlock = frame.count / blocks.count + 1

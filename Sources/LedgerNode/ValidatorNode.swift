@@ -40,10 +40,15 @@ public final class ValidatorNode: @unchecked Sendable {
         /// How long a signature check waits for the same transaction's check running elsewhere in
         /// the node before it checks the signature itself (`SignaturesInFlight`).
         public var signatureWaitMilliseconds: UInt64
+        /// Transactions one catch-up must fetch before the node counts as far behind: it then parks
+        /// relays, lets later runs join a catch-up turn, and may go bulk (`suspendReadModelIndexesIfBulk`).
+        public var farBehindTransactions: Int
+        public static let defaultFarBehindTransactions = 5_000
 
         public init(genesis: Genesis, suite: any CryptoSuite, me: ValidatorIndex, key: any SigningKey, dataDirectory: String,
                     clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock, maxPoolSize: Int = 50_000,
-                    batchDelayMilliseconds: UInt64 = 5, pipelineDepth: UInt64 = 4, signatureWaitMilliseconds: UInt64 = 50) {
+                    batchDelayMilliseconds: UInt64 = 5, pipelineDepth: UInt64 = 4, signatureWaitMilliseconds: UInt64 = 50,
+                    farBehindTransactions: Int = Configuration.defaultFarBehindTransactions) {
             self.genesis = genesis
             self.suite = suite
             self.me = me
@@ -54,6 +59,7 @@ public final class ValidatorNode: @unchecked Sendable {
             self.batchDelayMilliseconds = batchDelayMilliseconds
             self.pipelineDepth = pipelineDepth
             self.signatureWaitMilliseconds = signatureWaitMilliseconds
+            self.farBehindTransactions = farBehindTransactions
         }
     }
 
@@ -64,6 +70,9 @@ public final class ValidatorNode: @unchecked Sendable {
         case misbehaviour(ValidatorIndex, Evidence)
         case catchUp(from: Height, to: Height, peer: ValidatorIndex)
         case ignoredFrame(from: ValidatorIndex, reason: String)
+        /// A bulk catch-up dropped the read-model indexes (`seconds` nil) or built them again (in
+        /// `seconds`; DECISIONS 45).
+        case readModelIndexes(suspended: Bool, seconds: Double?)
         case halted(NodeError)
     }
 
@@ -97,6 +106,8 @@ public final class ValidatorNode: @unchecked Sendable {
     var catchUp: CatchUpPipeline!
     /// Verified catch-up runs waiting for the node's queue, in height order.
     let catchUpInbox = Mutex<[CatchUpPipeline.Run]>([])
+    /// The catch-up epoch whose ledger size `suspendReadModelIndexesIfBulk` read, and that size.
+    var bulkCatchUpCheck: (epoch: UInt64, ledgerTransactions: Int)?
     /// The links, for the catch-up pipeline's requests (sent from its own queue).
     let sharedLinks = Mutex<(any PeerLinks)?>(nil)
     var waiters: [Hash: [CheckedContinuation<TransactionStatus, Never>]] = [:]
@@ -243,8 +254,11 @@ public final class ValidatorNode: @unchecked Sendable {
         servingQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).serving")
         admissionQueue = DispatchQueue(label: "scf.node.\(configuration.me.value).admission")
         eventHandler = events
+        var catchUpSettings = CatchUpPipeline.Settings()
+        catchUpSettings.farBehindTransactions = configuration.farBehindTransactions
         catchUp = CatchUpPipeline(
             genesis: configuration.genesis, suite: configuration.suite, label: "scf.node.\(configuration.me.value).catch-up",
+            settings: catchUpSettings,
             send: { [weak self] frame, peer in
                 guard let links = self?.sharedLinks.withLock({ $0 }) else { return false }
                 links.send(frame, to: peer)
@@ -255,7 +269,11 @@ public final class ValidatorNode: @unchecked Sendable {
                 guard let node = self else { return }
                 node.queue.async { node.emit(.ignoredFrame(from: peer, reason: reason)) }
             })
-        catchUp.ended = { [weak self] in self?.releaseParkedRelays() }
+        catchUp.ended = { [weak self] in
+            guard let self else { return }
+            releaseParkedRelays()
+            queue.async { [self] in restoreReadModelIndexes() }
+        }
         // A proposal's transactions not admitted here yet: checked on every core (and once).
         application.checkedElsewhere = { [weak self] transactions in
             guard let self else { return [:] }
@@ -713,6 +731,8 @@ public final class ValidatorNode: @unchecked Sendable {
         public var isPrimary: Bool
         public var pooled: Int
         public var catchingUp: Bool
+        /// The read-model indexes are dropped for a bulk catch-up (queries scan until it ends).
+        public var readModelIndexesSuspended: Bool
         public var halted: String?
     }
 
@@ -720,7 +740,8 @@ public final class ValidatorNode: @unchecked Sendable {
         queue.sync {
             Status(height: store.tip.height, headHash: store.tip.hash, view: replica.view,
                    primary: configuration.genesis.validatorSet.primary(of: replica.view), isPrimary: replica.isPrimary,
-                   pooled: pending.count, catchingUp: catchUp.active.load(ordering: .relaxed), halted: haltReason?.message)
+                   pooled: pending.count, catchingUp: catchUp.active.load(ordering: .relaxed),
+                   readModelIndexesSuspended: store.readModelIndexesSuspended, halted: haltReason?.message)
         }
     }
 
@@ -926,9 +947,11 @@ public final class ValidatorNode: @unchecked Sendable {
         var blocks = current.flatMap(\.blocks)
         guard let first = blocks.first, let last = blocks.last else { return }
         emit(.catchUp(from: first.block.header.height, to: last.block.header.height, peer: current[0].peer))
+        suspendReadModelIndexesIfBulk(epoch: epoch)
         var extra = 0
         storeVerified(blocks) { [self] in
             guard extra < Self.catchUpTurnExtraTransactions, catchUp.farBehind.load(ordering: .relaxed) else { return [] }
+            suspendReadModelIndexesIfBulk(epoch: epoch)
             let (runs, _) = takeCatchUpTurn()
             taken += runs
             let current = runs.filter { $0.epoch == epoch }
@@ -950,6 +973,39 @@ public final class ValidatorNode: @unchecked Sendable {
                                 reason: "certified blocks \(first.block.header.height)–\(end.block.header.height) did not apply on block \(store.tip.height); asking another validator")
         }
         flush()
+    }
+
+    /// A bulk catch-up (DECISIONS 45): once the history this catch-up fetched reaches
+    /// `bulkCatchUpShare` of the transactions the ledger held when it began (and the node is far
+    /// behind), the store drops its read-model indexes, and builds them again when the catch-up
+    /// ends. Maintaining them row by row cost about 15 µs a transaction of catch-up's writer
+    /// against about 4 µs a row of the whole ledger to build them once, so a catch-up that adds
+    /// more than about a third of the ledger gains; half leaves a margin (the fetched history only
+    /// grows as the catch-up goes on). On the node's queue.
+    func suspendReadModelIndexesIfBulk(epoch: UInt64) {
+        guard !store.readModelIndexesSuspended, catchUp.farBehind.load(ordering: .relaxed) else { return }
+        if bulkCatchUpCheck?.epoch != epoch {
+            guard let count = try? store.storedTransactionCount() else { return }
+            bulkCatchUpCheck = (epoch, count)
+        }
+        guard let ledger = bulkCatchUpCheck?.ledgerTransactions,
+              Double(catchUp.fetched.load(ordering: .relaxed)) >= Self.bulkCatchUpShare * Double(ledger) else { return }
+        // If they cannot be dropped, the catch-up goes on with them (only slower).
+        if (try? store.suspendReadModelIndexes()) != nil { emit(.readModelIndexes(suspended: true, seconds: nil)) }
+    }
+
+    static let bulkCatchUpShare = 0.5
+
+    /// Builds the read-model indexes again once a bulk catch-up ended (on the node's queue).
+    func restoreReadModelIndexes() {
+        guard store.readModelIndexesSuspended, haltReason == nil else { return }
+        let started = ContinuousClock.now
+        do {
+            try store.restoreReadModelIndexes()
+            emit(.readModelIndexes(suspended: false, seconds: (ContinuousClock.now - started).seconds))
+        } catch {
+            halt(NodeError(.storage, "could not build the read-model indexes again after a bulk catch-up: \(error); restart the node (opening the ledger builds them)"))
+        }
     }
 
     /// Blocks and transactions stored per database transaction during catch-up (at most).

@@ -36,6 +36,8 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         var tip: ChainTip
         /// Open `readTogether` calls: while above zero, reads on the connection share a read transaction.
         var readGroups = 0
+        /// Whether `suspendReadModelIndexes` dropped the read-model indexes (until `restoreReadModelIndexes`).
+        var indexesSuspended = false
         init(connection: Connection, tip: ChainTip) {
             self.connection = connection
             self.tip = tip
@@ -74,6 +76,8 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         try setPageSizeIfNew(connection, pageSize)
         try configure(connection)
         try migrate(connection)
+        // A node that stopped during a bulk catch-up left its read-model indexes dropped.
+        try createMissingReadModelIndexes(connection)
         let genesisHash = genesis.hash(suite: suite)
         let tip: ChainTip
         if let meta = try readMeta(connection) {
@@ -150,6 +154,19 @@ public final class LedgerStore: Sendable, LedgerStateReader {
                 try connection.statement("INSERT INTO migration (id) VALUES (?)").bind(.text(migration.id)).run()
             }
         }
+    }
+
+    /// Creates the read-model indexes the file lacks (none, unless a bulk catch-up was cut short),
+    /// in one transaction; returns how many it created.
+    @discardableResult
+    static func createMissingReadModelIndexes(_ connection: Connection) throws -> Int {
+        let existing = Set(try connection.statement("SELECT name FROM sqlite_master WHERE type = 'index'").map { $0.text(0) })
+        let missing = Schema.readModelIndexes.filter { !existing.contains($0.name) }
+        guard !missing.isEmpty else { return 0 }
+        try connection.writeTransaction {
+            for index in missing { try connection.execute("CREATE INDEX IF NOT EXISTS \(index.name) ON \(index.columns)") }
+        }
+        return missing.count
     }
 
     struct Meta {
@@ -483,6 +500,58 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     private static func writeTip(_ tip: ChainTip, to connection: Connection) throws {
         try connection.statement(updateTipSQL).bind(SQLValue(tip.height), SQLValue(tip.hash), SQLValue(tip.stateDigest),
                                                      .integer(tip.timestamp.millisecondsSinceEpoch)).run()
+    }
+
+    // MARK: Read-model indexes (bulk catch-up)
+
+    /// Whether the read-model indexes are dropped for a bulk catch-up (`suspendReadModelIndexes`).
+    public var readModelIndexesSuspended: Bool { inner.withLock { $0.indexesSuspended } }
+
+    /// Drops the read-model indexes (`Schema.readModelIndexes`) until `restoreReadModelIndexes`,
+    /// for a node about to store a history large against its ledger (DECISIONS 45).
+    ///
+    /// Keeping twelve indexes current row by row was a third of catch-up's writer, the stage that
+    /// paces it; building an index once from the finished table sorts its entries and writes each
+    /// page once, several times cheaper per row. Nothing else changes: execution never reads
+    /// through these indexes, every query still answers the same (by scanning its table, so more
+    /// slowly, until they are back), and none of them is unique, so no write that would be refused
+    /// with them is accepted without them. If the process stops before the restore, `open` builds
+    /// them again. No effect if they are already suspended.
+    public func suspendReadModelIndexes() throws {
+        try inner.withLock { inner throws in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            guard !inner.indexesSuspended else { return }
+            try connection.writeTransaction {
+                for index in Schema.readModelIndexes { try connection.execute("DROP INDEX IF EXISTS \(index.name)") }
+            }
+            inner.indexesSuspended = true
+        }
+    }
+
+    /// Builds the read-model indexes again after `suspendReadModelIndexes`, in one transaction
+    /// (about 4 µs per row on this project's machine: 0.3 s for a ledger of 73,000 transactions).
+    /// No effect if they are not suspended.
+    public func restoreReadModelIndexes() throws {
+        try inner.withLock { inner throws in
+            guard let connection = inner.connection else {
+                throw StoreError(.closed, "the ledger store \(path) was closed; open it again")
+            }
+            guard inner.indexesSuspended else { return }
+            try Self.createMissingReadModelIndexes(connection)
+            inner.indexesSuspended = false
+        }
+    }
+
+    /// How many transactions the ledger holds, committed and refused (a scan of the smallest
+    /// index, so its time grows with the ledger).
+    public func storedTransactionCount() throws -> Int {
+        try withConnection { connection -> Int in
+            let statement = try connection.statement(#"SELECT count(*) FROM "transaction""#)
+            defer { statement.reset() }
+            return Int(try statement.next()?.int64(0) ?? 0)
+        }
     }
 
     // MARK: Consensus replica state

@@ -205,6 +205,27 @@ enum Schema {
             }),
     ]
 
+    /// The read-model indexes: what the API's queries by party, holder, status, date and signer
+    /// use, as the migrations above leave them. Execution never reads through them (it looks
+    /// records up by key, and transactions by the `idPrefix` index, which is not one of these),
+    /// so a bulk catch-up may drop them and build them again at its end
+    /// (`LedgerStore.suspendReadModelIndexes`, DECISIONS 45). A test checks this list against
+    /// the indexes a new file has: a migration that adds or drops one must change it too.
+    static let readModelIndexes: [(name: String, columns: String)] = [
+        ("index_transaction_on_signer", #""transaction"(signer, height, position)"#),
+        ("index_receivableRoot_on_debtor", "receivableRoot(debtor)"),
+        ("index_receivableRoot_on_creditor", "receivableRoot(creditor)"),
+        ("index_receivableRoot_on_maturity", "receivableRoot(maturity)"),
+        ("index_receivableRoot_on_status", "receivableRoot(status)"),
+        ("index_fragment_on_holder_state", "fragment(holder, state)"),
+        ("index_fragment_on_root", "fragment(root)"),
+        ("index_fragment_on_state", "fragment(state)"),
+        ("index_invoice_on_sellerTaxID", "invoice(sellerTaxID)"),
+        ("index_invoice_on_buyerTaxID", "invoice(buyerTaxID)"),
+        ("index_financingRequest_on_bank_status", "financingRequest(bank, status)"),
+        ("index_financingRequest_on_fragment", "financingRequest(fragment)"),
+    ]
+
     /// A state table: its name and columns, key first and `record` last.
     /// The SQL of each statement is built once here: the connection's statement cache is keyed by
     /// the SQL text, so building it again for every row or read would cost more than the lookup.

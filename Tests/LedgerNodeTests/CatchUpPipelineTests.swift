@@ -48,13 +48,8 @@ import Testing
     func aPeerServingABadCertificateMidRangeIsRefusedAndTheNodeReachesTheTipFromAnHonestOne() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let first = cluster.registration(0)
-        #expect(await cluster.node(0).submit(first) == nil)
-        try await cluster.waitUntilEveryoneCommitted(first.id)
-        _ = cluster.network.cut(3)
         // One signer's nonces: one door, in order; many small blocks.
-        _ = try await cluster.commitRegistrations(1...80, door: { _ in ValidatorIndex(0) }, waitEvery: 4)
-        let target = cluster.node(0).nodeStatus.height
+        let target = try await cluster.leave(3, behindBy: 1...80, door: { _ in ValidatorIndex(0) }, waitEvery: 4)
         // Node 0 breaks every answer it sends node 3; the first answer anyone sends it is broken too,
         // so at least one refusal is certain whichever validator node 3 asks first.
         let suite = cluster.consortium.suite

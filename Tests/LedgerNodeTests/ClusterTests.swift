@@ -72,10 +72,12 @@ struct TestCluster {
     func dataDirectory(_ index: ValidatorIndex) -> String { (directory as NSString).appendingPathComponent("node-\(index.value)") }
 
     @discardableResult
-    func start(_ index: ValidatorIndex) throws -> ValidatorNode {
+    func start(_ index: ValidatorIndex, farBehindTransactions: Int = ValidatorNode.Configuration.defaultFarBehindTransactions,
+               events: (@Sendable (ValidatorNode.Event) -> Void)? = nil) throws -> ValidatorNode {
         let node = try ValidatorNode(configuration: .init(genesis: consortium.genesis, suite: consortium.suite, me: index,
                                                           key: consortium.validatorKeys[Int(index.value)],
-                                                          dataDirectory: dataDirectory(index)))
+                                                          dataDirectory: dataDirectory(index), farBehindTransactions: farBehindTransactions),
+                                     events: events)
         network.join(node)
         return node
     }
@@ -99,6 +101,18 @@ struct TestCluster {
             try await Task.sleep(for: .milliseconds(20))
         }
         Issue.record("transaction \(id.short) not committed everywhere in \(seconds)s: \(running.map { ($0.configuration.me, $0.status(of: id), $0.nodeStatus.height) })")
+    }
+
+    /// Commits a first registration everywhere, cuts node `behind` off, and commits registrations
+    /// `numbers` on the others (as `commitRegistrations`); the height they reached.
+    mutating func leave(_ behind: ValidatorIndex, behindBy numbers: ClosedRange<Int>, door: (Int) -> ValidatorIndex,
+                        waitEvery: Int) async throws -> Height {
+        let first = registration(0)
+        #expect(await node(0).submit(first) == nil)
+        try await waitUntilEveryoneCommitted(first.id)
+        _ = network.cut(behind)
+        _ = try await commitRegistrations(numbers, door: door, waitEvery: waitEvery)
+        return node(0).nodeStatus.height
     }
 
     /// Commits registrations `numbers`, each submitted to `door(number)`, waiting until every
@@ -232,12 +246,7 @@ struct TestCluster {
     @Test func aStoppedNodeRestartsFromItsDataAndCatchesUp() async throws {
         var cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let first = cluster.registration(0)
-        #expect(await cluster.node(0).submit(first) == nil)
-        try await cluster.waitUntilEveryoneCommitted(first.id)
-        _ = cluster.network.cut(3)
-        _ = try await cluster.commitRegistrations(1...60, door: { ValidatorIndex(UInt16($0 % 3)) }, waitEvery: 10)
-        let target = cluster.node(0).nodeStatus.height
+        let target = try await cluster.leave(3, behindBy: 1...60, door: { ValidatorIndex(UInt16($0 % 3)) }, waitEvery: 10)
         // Restart node 3 from its own data directory: it catches up from its peers.
         let restarted = try cluster.start(3)
         #expect(restarted.nodeStatus.height < target)
@@ -261,6 +270,37 @@ struct TestCluster {
         try await cluster.waitUntilEveryoneCommitted(last)
         let fresh = try cluster.start(2)
         #expect(fresh.nodeStatus.height == .genesis)
+        let after = cluster.registration(99)
+        #expect(await cluster.node(0).submit(after) == nil)
+        try await cluster.waitUntilEveryoneCommitted(after.id)
+        #expect(cluster.headsAgree())
+    }
+
+    /// A node far behind with a history large against its ledger drops its read-model indexes
+    /// for the catch-up and builds them again when it ends (DECISIONS 45); its queries answer as
+    /// its peers' do, before and after.
+    @Test func aBulkCatchUpDropsTheReadModelIndexesAndBuildsThemAgain() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let target = try await cluster.leave(3, behindBy: 1...40, door: { ValidatorIndex(UInt16($0 % 3)) }, waitEvery: 10)
+        let seen = Mutex<[Bool]>([])
+        // Far behind from the first fetched transaction on, so this short history (40 against a
+        // ledger of 1) makes a bulk catch-up.
+        let restarted = try cluster.start(3, farBehindTransactions: 1) { event in
+            if case .readModelIndexes(let suspended, _) = event { seen.withLock { $0.append(suspended) } }
+        }
+        try await cluster.waitForHeight(restarted, atLeast: target)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while restarted.nodeStatus.readModelIndexesSuspended || restarted.nodeStatus.catchingUp, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Dropped, then built again (a later catch-up of a block or two is no bulk one: it
+        // fetches less than half the ledger).
+        #expect(seen.withLock { Array($0.prefix(2)) } == [true, false])
+        #expect(!restarted.nodeStatus.readModelIndexesSuspended)
+        #expect(try restarted.store.transactions(signedBy: TestConsortium.operatorID).map(\.transaction.id)
+                == cluster.node(0).store.transactions(signedBy: TestConsortium.operatorID).map(\.transaction.id))
+        #expect(try restarted.store.member("member-7") != nil)
         let after = cluster.registration(99)
         #expect(await cluster.node(0).submit(after) == nil)
         try await cluster.waitUntilEveryoneCommitted(after.id)

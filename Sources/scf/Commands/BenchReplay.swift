@@ -8,9 +8,17 @@ import LedgerStore
 /// database transaction per batch of `ValidatorNode.catchUpBatches`, executed then written),
 /// and pipelined as a catching-up node far behind applies them (turns cut by
 /// `ValidatorNode.catchUpTurns`, later turns joining one as in `ValidatorNode.applyCatchUp`, the
-/// next batch executed while the one before is written). No network, no certificate
+/// next batch executed while the one before is written), and pipelined in bulk as such a node
+/// replays a history large against its ledger: read-model indexes dropped first and built again
+/// at the end, the building timed with the rest (DECISIONS 45). No network, no certificate
 /// checks: what is left is re-execution and SQLite.
 enum BenchReplay {
+    enum Mode: String, CaseIterable {
+        case batchByBatch = "batch by batch"
+        case pipelined = "pipelined     "
+        case bulk = "pipelined bulk"
+    }
+
     static func run(ledger: String, genesisFile: String) throws {
         let genesis = try Genesisfile.load(genesisFile).0
         let suite = try CryptoSuites.make(for: genesis)
@@ -28,11 +36,12 @@ enum BenchReplay {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         print("replaying \(transactions) transactions in \(blocks.count) blocks (\(turns.count) turns, \(batches.joined().count) batches) of \(ledger)")
         for round in 1...2 {
-            for pipelined in [false, true] {
-                let store = try LedgerStore.open(path: "\(directory)/\(round)-\(pipelined).sqlite", genesis: genesis, suite: suite)
+            for mode in Mode.allCases {
+                let store = try LedgerStore.open(path: "\(directory)/\(round)-\(mode).sqlite", genesis: genesis, suite: suite)
                 let start = ContinuousClock.now
                 var progress = ReplayProgress(total: transactions, start: start)
-                if pipelined {
+                if mode == .bulk { try store.suspendReadModelIndexes() }
+                if mode != .batchByBatch {
                     // As a node far behind: later turns join a turn's pipeline, up to
                     // `catchUpTurnExtraTransactions` of them, before its writes are waited for.
                     var next = 0
@@ -55,10 +64,16 @@ enum BenchReplay {
                         progress.add(batch.reduce(0) { $0 + $1.block.transactions.count })
                     }
                 }
+                var building = ""
+                if mode == .bulk {
+                    let built = ContinuousClock.now
+                    try store.restoreReadModelIndexes()
+                    building = String(format: " (building the indexes %.2f s of it)", (ContinuousClock.now - built) / .seconds(1))
+                }
                 let seconds = (ContinuousClock.now - start) / .seconds(1)
                 guard store.tip == original.tip else { throw CLIError("the replay ended at block \(store.tip.height), not at the ledger's tip") }
                 store.close()
-                print("  round \(round), \(pipelined ? "pipelined   " : "batch by batch"): \(String(format: "%.2f", seconds)) s = \(Int(Double(transactions) / seconds)) tx/s")
+                print("  round \(round), \(mode.rawValue): \(String(format: "%.2f", seconds)) s = \(Int(Double(transactions) / seconds)) tx/s\(building)")
             }
         }
     }

@@ -426,6 +426,10 @@ struct NodeLog: Sendable {
             info("catching up: blocks \(from)-\(to) from \(validators.validator(at: peer)?.name ?? "\(peer)")")
         case .ignoredFrame(let peer, let reason):
             limited("ignored/\(peer)", "ignored a frame from \(validators.validator(at: peer)?.name ?? "\(peer)"): \(reason)")
+        case .readModelIndexes(suspended: true, _):
+            info("bulk catch-up: read-model indexes dropped until it ends (queries by party, holder or status scan meanwhile)")
+        case .readModelIndexes(suspended: false, let seconds):
+            info(String(format: "bulk catch-up ended: read-model indexes built again in %.2f s", seconds ?? 0))
         case .halted(let error):
             info("HALTED: \(error.message)")
         }
