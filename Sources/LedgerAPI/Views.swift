@@ -77,8 +77,9 @@ public struct StatusView: Codable, Sendable {
     public var isPrimary: Bool
     public var pendingTransactions: Int
     public var catchingUp: Bool
-    /// A bulk catch-up dropped the read-model indexes: queries answer the same, by scanning, until it ends.
-    public var readModelIndexesSuspended: Bool
+    /// A bulk catch-up dropped the read-model indexes: queries answer the same, by scanning, until it
+    /// ends. Optional so that clients read the status of nodes from before the field (nil: false).
+    public var readModelIndexesSuspended: Bool?
     public var peersConnected: [String]
     public var halted: String?
 }

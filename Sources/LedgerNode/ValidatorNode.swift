@@ -237,7 +237,7 @@ public final class ValidatorNode: @unchecked Sendable {
         signaturesInFlight = SignaturesInFlight(timeout: Double(configuration.signatureWaitMilliseconds) / 1_000)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         store = try LedgerStore.open(path: (configuration.dataDirectory as NSString).appendingPathComponent("ledger.sqlite"),
-                                     genesis: configuration.genesis, suite: configuration.suite)
+                                     genesis: configuration.genesis, suite: configuration.suite, buildingMissingIndexes: true)
         stateFile = ReplicaStateFile(directory: configuration.dataDirectory, suite: configuration.suite)
         let persisted = try stateFile.load()
         application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite, clock: configuration.clock)

@@ -63,12 +63,19 @@ public final class LedgerStore: Sendable, LedgerStateReader {
 
     /// Opens the ledger in `path`, creating the file and its tables for a new chain, or migrating an
     /// older file. Refuses a file made from another genesis.
-    public static func open(path: String, genesis: Genesis, suite: any CryptoSuite) throws -> LedgerStore {
-        try open(path: path, genesis: genesis, suite: suite, pageSize: Schema.newFilePageSize)
+    ///
+    /// - Parameter buildingMissingIndexes: first build every read-model index the file lacks: a
+    ///   node that stopped during a bulk catch-up left them dropped (`suspendReadModelIndexes`).
+    ///   For the process that writes the file (the node); a tool reading a running node's file
+    ///   must not, as the build would hold the file's write lock for as long as it lasts (its
+    ///   queries answer the same without the indexes, only more slowly).
+    public static func open(path: String, genesis: Genesis, suite: any CryptoSuite, buildingMissingIndexes: Bool = false) throws -> LedgerStore {
+        try open(path: path, genesis: genesis, suite: suite, pageSize: Schema.newFilePageSize, buildingMissingIndexes: buildingMissingIndexes)
     }
 
     /// `open`, creating a new file with `pageSize`-byte pages (tests and measurements compare sizes).
-    static func open(path: String, genesis: Genesis, suite: any CryptoSuite, pageSize: Int) throws -> LedgerStore {
+    static func open(path: String, genesis: Genesis, suite: any CryptoSuite, pageSize: Int,
+                     buildingMissingIndexes: Bool = false) throws -> LedgerStore {
         guard suite.id == genesis.cryptoSuite else {
             throw StoreError(.suiteMismatch, "genesis asks for the \(genesis.cryptoSuite) crypto suite but \(suite.id) was given; open the store with the suite genesis names")
         }
@@ -76,8 +83,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         try setPageSizeIfNew(connection, pageSize)
         try configure(connection)
         try migrate(connection)
-        // A node that stopped during a bulk catch-up left its read-model indexes dropped.
-        try createMissingReadModelIndexes(connection)
+        if buildingMissingIndexes { try createMissingReadModelIndexes(connection) }
         let genesisHash = genesis.hash(suite: suite)
         let tip: ChainTip
         if let meta = try readMeta(connection) {
@@ -156,11 +162,15 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
     }
 
+    static func indexNames(_ connection: Connection) throws -> Set<String> {
+        Set(try connection.statement("SELECT name FROM sqlite_master WHERE type = 'index'").map { $0.text(0) })
+    }
+
     /// Creates the read-model indexes the file lacks (none, unless a bulk catch-up was cut short),
     /// in one transaction; returns how many it created.
     @discardableResult
     static func createMissingReadModelIndexes(_ connection: Connection) throws -> Int {
-        let existing = Set(try connection.statement("SELECT name FROM sqlite_master WHERE type = 'index'").map { $0.text(0) })
+        let existing = try indexNames(connection)
         let missing = Schema.readModelIndexes.filter { !existing.contains($0.name) }
         guard !missing.isEmpty else { return 0 }
         try connection.writeTransaction {
@@ -515,8 +525,9 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// page once, several times cheaper per row. Nothing else changes: execution never reads
     /// through these indexes, every query still answers the same (by scanning its table, so more
     /// slowly, until they are back), and none of them is unique, so no write that would be refused
-    /// with them is accepted without them. If the process stops before the restore, `open` builds
-    /// them again. No effect if they are already suspended.
+    /// with them is accepted without them. A query that scans holds the store's lock meanwhile, so
+    /// heavy querying slows the catch-up. If the process stops before the restore, the node's next
+    /// `open` (`buildingMissingIndexes`) builds them. No effect if they are already suspended.
     public func suspendReadModelIndexes() throws {
         try inner.withLock { inner throws in
             guard let connection = inner.connection else {
@@ -541,6 +552,15 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             guard inner.indexesSuspended else { return }
             try Self.createMissingReadModelIndexes(connection)
             inner.indexesSuspended = false
+        }
+    }
+
+    /// The read-model indexes the file lacks, by name (none unless they are suspended, or the file
+    /// was left by a bulk catch-up cut short and opened without `buildingMissingIndexes`).
+    public func missingReadModelIndexes() throws -> [String] {
+        try withConnection { connection -> [String] in
+            let existing = try Self.indexNames(connection)
+            return Schema.readModelIndexes.map(\.name).filter { !existing.contains($0) }
         }
     }
 

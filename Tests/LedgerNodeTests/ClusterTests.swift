@@ -103,13 +103,15 @@ struct TestCluster {
         Issue.record("transaction \(id.short) not committed everywhere in \(seconds)s: \(running.map { ($0.configuration.me, $0.status(of: id), $0.nodeStatus.height) })")
     }
 
-    /// Commits a first registration everywhere, cuts node `behind` off, and commits registrations
-    /// `numbers` on the others (as `commitRegistrations`); the height they reached.
+    /// Commits registrations `before` everywhere (the first on its own), cuts node `behind` off,
+    /// and commits registrations `numbers` on the others (as `commitRegistrations`); the height
+    /// they reached.
     mutating func leave(_ behind: ValidatorIndex, behindBy numbers: ClosedRange<Int>, door: (Int) -> ValidatorIndex,
-                        waitEvery: Int) async throws -> Height {
-        let first = registration(0)
+                        waitEvery: Int, before: ClosedRange<Int> = 0...0) async throws -> Height {
+        let first = registration(before.lowerBound)
         #expect(await node(0).submit(first) == nil)
         try await waitUntilEveryoneCommitted(first.id)
+        if before.count > 1 { _ = try await commitRegistrations((before.lowerBound + 1)...before.upperBound, door: door, waitEvery: waitEvery) }
         _ = network.cut(behind)
         _ = try await commitRegistrations(numbers, door: door, waitEvery: waitEvery)
         return node(0).nodeStatus.height
@@ -298,6 +300,7 @@ struct TestCluster {
         // fetches less than half the ledger).
         #expect(seen.withLock { Array($0.prefix(2)) } == [true, false])
         #expect(!restarted.nodeStatus.readModelIndexesSuspended)
+        #expect(try restarted.store.missingReadModelIndexes().isEmpty)
         #expect(try restarted.store.transactions(signedBy: TestConsortium.operatorID).map(\.transaction.id)
                 == cluster.node(0).store.transactions(signedBy: TestConsortium.operatorID).map(\.transaction.id))
         #expect(try restarted.store.member("member-7") != nil)
@@ -305,6 +308,21 @@ struct TestCluster {
         #expect(await cluster.node(0).submit(after) == nil)
         try await cluster.waitUntilEveryoneCommitted(after.id)
         #expect(cluster.headsAgree())
+    }
+
+    /// A catch-up short against the node's ledger (10 transactions onto 31) keeps the indexes,
+    /// even with the node counting as far behind from its first fetched transaction.
+    @Test func aShortCatchUpKeepsTheReadModelIndexes() async throws {
+        var cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let target = try await cluster.leave(3, behindBy: 31...40, door: { ValidatorIndex(UInt16($0 % 3)) }, waitEvery: 5, before: 0...30)
+        let seen = Mutex<[Bool]>([])
+        let restarted = try cluster.start(3, farBehindTransactions: 1) { event in
+            if case .readModelIndexes(let suspended, _) = event { seen.withLock { $0.append(suspended) } }
+        }
+        try await cluster.waitForHeight(restarted, atLeast: target)
+        #expect(seen.withLock { $0 }.isEmpty)
+        #expect(try restarted.store.missingReadModelIndexes().isEmpty)
     }
 
     @Test func losingThePrimaryChangesTheViewAndKeepsCommitting() async throws {

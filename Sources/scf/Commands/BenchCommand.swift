@@ -344,7 +344,7 @@ struct BenchRunner {
             // (DECISIONS 45) built again, so the time includes building them.
             if let status = try? await cluster.status(cluster.urls[lagging]) {
                 if firstAnswer == nil { firstAnswer = Date() }
-                if status.height >= target, !status.readModelIndexesSuspended { reached = Date(); break }
+                if status.height >= target, status.readModelIndexesSuspended != true { reached = Date(); break }
             }
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -29,7 +29,7 @@ struct NodeStatusCommand: AsyncParsableCommand {
             chain     \(status.chainID) (\(status.cryptoSuite)), genesis \(status.genesisHash.short)
             height    \(status.height)  head \(status.headHash)
             view      \(status.view)  primary \(status.primary)\(status.isPrimary ? " (this node)" : "")
-            pending   \(status.pendingTransactions) transactions\(status.catchingUp ? ", catching up" : "")\(status.readModelIndexesSuspended ? " (read-model indexes dropped until it ends)" : "")
+            pending   \(status.pendingTransactions) transactions\(status.catchingUp ? ", catching up" : "")\(status.readModelIndexesSuspended == true ? " (read-model indexes dropped until it ends)" : "")
             peers     \(status.peersConnected.isEmpty ? "none connected" : status.peersConnected.joined(separator: ", "))
             """)
         }
