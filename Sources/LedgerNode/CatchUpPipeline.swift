@@ -86,11 +86,8 @@ final class CatchUpPipeline: @unchecked Sendable {
     let farBehind = Atomic<Bool>(false)
     /// Whether this catch-up has fetched any block: the node's head is known to be behind.
     let fetchedBlocks = Atomic<Bool>(false)
-    var fetchedTransactions = 0 {
-        didSet { fetched.store(fetchedTransactions, ordering: .relaxed) }
-    }
-    /// `fetchedTransactions`, for the node's queue.
-    let fetched = Atomic<Int>(0)
+    /// Transactions this catch-up has fetched (written on the pipeline's queue, read by the node's).
+    let fetchedTransactions = Atomic<Int>(0)
     /// Runs of an earlier epoch are dropped by the node.
     let epoch = Atomic<UInt64>(0)
     /// Answers refused since the node started (for tests and metrics).
@@ -199,7 +196,7 @@ final class CatchUpPipeline: @unchecked Sendable {
         running = false
         outstanding = nil
         epoch.add(1, ordering: .relaxed)
-        fetchedTransactions = 0
+        fetchedTransactions.store(0, ordering: .relaxed)
         active.store(false, ordering: .sequentiallyConsistent)
         farBehind.store(false, ordering: .sequentiallyConsistent)
         fetchedBlocks.store(false, ordering: .sequentiallyConsistent)
@@ -276,9 +273,9 @@ final class CatchUpPipeline: @unchecked Sendable {
             return fail(peer, "a catch-up answer of \(blocks.count) blocks to a request for \(request.limit); refused")
         }
         if request.peer == nil, let index = peers.firstIndex(of: peer) { attempt = index }   // the first to answer serves the rest
-        fetchedTransactions += blocks.reduce(0) { $0 + $1.block.transactions.count }
+        let fetched = fetchedTransactions.add(blocks.reduce(0) { $0 + $1.block.transactions.count }, ordering: .relaxed).newValue
         fetchedBlocks.store(true, ordering: .sequentiallyConsistent)
-        if fetchedTransactions >= settings.farBehindTransactions { farBehind.store(true, ordering: .sequentiallyConsistent) }
+        if fetched >= settings.farBehindTransactions { farBehind.store(true, ordering: .sequentiallyConsistent) }
         // Ask for the next range now, so the peer reads and sends it while these are checked.
         outstanding = nil
         let bytesPerBlock = frame.count / blocks.count + 1

@@ -989,7 +989,7 @@ public final class ValidatorNode: @unchecked Sendable {
             bulkCatchUpCheck = (epoch, count)
         }
         guard let ledger = bulkCatchUpCheck?.ledgerTransactions,
-              Double(catchUp.fetched.load(ordering: .relaxed)) >= Self.bulkCatchUpShare * Double(ledger) else { return }
+              Double(catchUp.fetchedTransactions.load(ordering: .relaxed)) >= Self.bulkCatchUpShare * Double(ledger) else { return }
         // If they cannot be dropped, the catch-up goes on with them (only slower).
         if (try? store.suspendReadModelIndexes()) != nil { emit(.readModelIndexes(suspended: true, seconds: nil)) }
     }

@@ -162,21 +162,20 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         }
     }
 
-    static func indexNames(_ connection: Connection) throws -> Set<String> {
-        Set(try connection.statement("SELECT name FROM sqlite_master WHERE type = 'index'").map { $0.text(0) })
+    /// The read-model indexes the file lacks.
+    static func missingReadModelIndexes(_ connection: Connection) throws -> [(name: String, columns: String)] {
+        let existing = Set(try connection.statement("SELECT name FROM sqlite_master WHERE type = 'index'").map { $0.text(0) })
+        return Schema.readModelIndexes.filter { !existing.contains($0.name) }
     }
 
     /// Creates the read-model indexes the file lacks (none, unless a bulk catch-up was cut short),
-    /// in one transaction; returns how many it created.
-    @discardableResult
-    static func createMissingReadModelIndexes(_ connection: Connection) throws -> Int {
-        let existing = try indexNames(connection)
-        let missing = Schema.readModelIndexes.filter { !existing.contains($0.name) }
-        guard !missing.isEmpty else { return 0 }
+    /// in one transaction.
+    static func createMissingReadModelIndexes(_ connection: Connection) throws {
+        let missing = try missingReadModelIndexes(connection)
+        guard !missing.isEmpty else { return }
         try connection.writeTransaction {
-            for index in missing { try connection.execute("CREATE INDEX IF NOT EXISTS \(index.name) ON \(index.columns)") }
+            for index in missing { try connection.execute("CREATE INDEX \(index.name) ON \(index.columns)") }
         }
-        return missing.count
     }
 
     struct Meta {
@@ -558,10 +557,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// The read-model indexes the file lacks, by name (none unless they are suspended, or the file
     /// was left by a bulk catch-up cut short and opened without `buildingMissingIndexes`).
     public func missingReadModelIndexes() throws -> [String] {
-        try withConnection { connection -> [String] in
-            let existing = try Self.indexNames(connection)
-            return Schema.readModelIndexes.map(\.name).filter { !existing.contains($0) }
-        }
+        try withConnection { try Self.missingReadModelIndexes($0).map(\.name) }
     }
 
     /// How many transactions the ledger holds, committed and refused (a scan of the smallest
