@@ -15,14 +15,18 @@ import Synchronization
 /// `BlockExecutor.validate` on an in-memory state (so every signature, Merkle root, receipt and the
 /// state digest are recomputed), and checks the stored transaction rows and receipts against the
 /// block and the re-execution. At the end it compares every row of every state table (the record
-/// and each indexed column) with the recomputed state, and the stored tip with the last block.
+/// and each indexed column) with the recomputed state, the tables in parallel, and the stored tip
+/// with the last block.
 ///
 /// It stops at the first bad block and names it. A state row that differs is attributed to the
-/// last block that wrote that record (genesis for an untouched genesis member).
+/// last block that wrote that record (genesis for an untouched genesis member), which a second
+/// pass over the blocks finds: a ledger that verifies does not pay for tracking every record's
+/// last writer.
 ///
 /// Signatures (transaction signatures and certificate votes) and decoding, about 80% of the work,
 /// run ahead on helper threads (one per extra core) while the calling thread executes blocks in
-/// order with the signatures already known good. The calling thread never waits for a helper: if
+/// order with the signatures already known good; the next batch's rows are read meanwhile on a
+/// connection of their own. The calling thread never waits for a helper: if
 /// the next block is still in a helper's hands it prepares later blocks itself, and the block
 /// itself when nothing else is left, so a loaded machine (a descheduled helper) costs no more than
 /// a single-core run. A block with a signer the helpers could not check (one registered in the same
@@ -219,7 +223,10 @@ private struct Run {
     var transactions = 0
     var rejected = 0
     var lastHeight = Height.genesis
-    /// Per state table: the block that last wrote each row key.
+    /// Per state table, keys whose last writer is wanted (nil: none; the first pass records
+    /// nothing, so a ledger that verifies pays nothing for blaming a bad row on its block).
+    var watched: [String: Set<SQLValue>]?
+    /// Per state table: the block that last wrote each watched row key.
     var lastWritten: [String: [SQLValue: Height]] = [:]
 
     init(path: String, genesis: Genesis, suite: any CryptoSuite, options: LedgerVerifier.Options, clock: ContinuousClock,
@@ -253,18 +260,17 @@ private struct Run {
         let maxStatement = try connection.statement("SELECT max(height) FROM block")
         if let row = try maxStatement.next(), !row.isNull(0) { lastHeight = Height(UInt64(bitPattern: row.int64(0))) }
         maxStatement.reset()
-        var next: UInt64 = 1
-        while next <= lastHeight.value {
-            let end = min(next + UInt64(options.batchSize) - 1, lastHeight.value)
-            let (blockRows, transactionRows) = try connection.readTransaction {
-                let blocks = try connection.statement(
-                    "SELECT \(Schema.block.columnList) FROM block WHERE height >= ? AND height <= ? ORDER BY height")
-                    .bind(.integer(Int64(next)), .integer(Int64(end))).map { $0.values }
-                let transactions = try connection.statement(
-                    "SELECT \(Schema.transaction.columnList) FROM \"transaction\" WHERE height >= ? AND height <= ? ORDER BY height, position")
-                    .bind(.integer(Int64(next)), .integer(Int64(end))).map { $0.values }
-                return (blocks, transactions)
-            }
+        try reserveStateCapacity(connection)
+        // The next batch's rows are read on a connection of their own while this one is verified.
+        let reader = try BatchReader(path: path)
+        func range(from first: UInt64) -> ClosedRange<UInt64>? {
+            first <= lastHeight.value ? first...min(first + UInt64(options.batchSize) - 1, lastHeight.value) : nil
+        }
+        var pending = range(from: 1).map(reader.read)
+        while let current = pending {
+            let (next, end) = (current.heights.lowerBound, current.heights.upperBound)
+            let (blockRows, transactionRows) = try current.rows()
+            pending = range(from: end + 1).map(reader.read)
             var rowsByHeight: [UInt64: [SQLValue]] = [:]
             for row in blockRows { if case .integer(let height) = row[0] { rowsByHeight[UInt64(bitPattern: height)] = row } }
             var transactionsByHeight: [UInt64: [[SQLValue]]] = [:]
@@ -281,9 +287,28 @@ private struct Run {
                     progress(self.progress(lastHeight: lastHeight))
                 }
             }
-            next = end + 1
         }
         return nil
+    }
+
+    /// Sizes the in-memory state's tables for the rows the file holds, so they do not grow by
+    /// doubling (each growth copies every record into fresh pages: a fifth of the verifying
+    /// thread's time on a 300,000-transaction ledger). A damaged count only costs memory: it is
+    /// capped, and the tables still grow past it if they must.
+    mutating func reserveStateCapacity(_ connection: Connection) throws {
+        func rows(_ table: Schema.Table) throws -> Int {
+            let statement = try connection.statement("SELECT count(*) FROM \(table.quotedName)")
+            defer { statement.reset() }
+            guard let row = try statement.next() else { return 0 }
+            return Int(min(max(row.int64(0), 0), 4_000_000))
+        }
+        try connection.readTransaction {
+            state.nonces.reserveCapacity(try rows(Schema.nonce))
+            state.roots.reserveCapacity(try rows(Schema.root))
+            state.fragments.reserveCapacity(try rows(Schema.fragment))
+            state.invoices.reserveCapacity(try rows(Schema.invoice))
+            state.financingRequests.reserveCapacity(try rows(Schema.financingRequest))
+        }
     }
 
     /// Decodes a batch of blocks and checks their rows, certificates and transaction signatures,
@@ -335,7 +360,7 @@ private struct Run {
             }
         }
         state.apply(result.changes)
-        record(result.changes, at: height)
+        if watched != nil { record(result.changes, at: height) }
         tip = ChainTip(height: height, hash: item.hash, stateDigest: block.header.stateDigest, timestamp: block.header.timestamp)
         verifiedBlocks += 1
         transactions += block.transactions.count
@@ -344,7 +369,9 @@ private struct Run {
     }
 
     mutating func record(_ changes: StateChanges, at height: Height) {
-        func mark(_ table: Schema.Table, _ key: SQLValue) { lastWritten[table.name, default: [:]][key] = height }
+        func mark(_ table: Schema.Table, _ key: SQLValue) {
+            if watched?[table.name]?.contains(key) == true { lastWritten[table.name, default: [:]][key] = height }
+        }
         for id in changes.members.keys { mark(Schema.member, SQLValue(id)) }
         for id in changes.nonces.keys { mark(Schema.nonce, SQLValue(id)) }
         for id in changes.roots.keys { mark(Schema.root, SQLValue(id.hash)) }
@@ -377,54 +404,162 @@ private struct Run {
             return VerificationFailure(height: tip.height.next, code: .tipMismatch,
                                        message: "\(stray) transaction rows belong to no stored block")
         }
-        var expected: [String: [SQLValue: [SQLValue]]] = [:]
-        func add(_ table: Schema.Table, _ rows: some Sequence<[SQLValue]>) {
-            var byKey: [SQLValue: [SQLValue]] = [:]
-            for row in rows { byKey[row[0]] = row }
-            expected[table.name] = byKey
-        }
-        add(Schema.member, state.members.values.lazy.map(Rows.member))
-        add(Schema.nonce, state.nonces.lazy.map { Rows.nonce($0.key, $0.value) })
-        add(Schema.root, state.roots.values.lazy.map(Rows.root))
-        add(Schema.fragment, state.fragments.values.lazy.map(Rows.fragment))
-        add(Schema.invoice, state.invoices.values.lazy.map(Rows.invoice))
-        add(Schema.financingRequest, state.financingRequests.values.lazy.map(Rows.financingRequest))
-
+        // Each state table is compared on a connection and thread of its own.
+        let found = try Run.compareStateTables(path: path, state: state, parallel: options.parallelSignatures)
+        guard !found.isEmpty else { return nil }
+        // A row differs: verify the blocks again, this time noting which block last wrote each
+        // differing row, and blame the earliest (an untouched genesis member on genesis, an
+        // invented row on the tip). The blocks verified once, so they verify again.
+        state = MemoryLedgerState()   // not needed any more: the second pass holds its own
+        var again = Run(path: path, genesis: genesis, suite: suite, options: options, clock: clock, start: start)
+        again.watched = Dictionary(grouping: found, by: \.table).mapValues { Set($0.map(\.key)) }
+        if let failure = try again.verifyBlocks(connection, progress: nil) { return failure }
         var worst: VerificationFailure?
-        var mismatches = 0
-        func note(_ table: Schema.Table, key: SQLValue, _ message: String) {
-            mismatches += 1
-            let height = lastWritten[table.name]?[key] ?? (expected[table.name]?[key] == nil ? tip.height : .genesis)
+        for mismatch in found {
+            let height = again.lastWritten[mismatch.table]?[mismatch.key] ?? (mismatch.recomputed ? .genesis : tip.height)
             if worst == nil || height < worst!.height {
                 worst = VerificationFailure(height: height, code: .stateMismatch,
-                                            message: "\(table.name) row \(key): \(message) (last written by block \(height))")
+                                            message: "\(mismatch.table) row \(mismatch.key): \(mismatch.message) (last written by block \(height))")
             }
         }
+        if found.count > 1 { worst?.message += "; \(found.count - 1) more state rows differ" }
+        return worst
+    }
+
+    /// A state row that differs from the state recomputed from the blocks.
+    struct StateMismatch: Sendable {
+        var table: String
+        var key: SQLValue
+        var message: String
+        /// Whether the recomputed state has a record with this key.
+        var recomputed: Bool
+    }
+
+    /// Every state table's rows compared with `state`'s records, tables in `Schema.stateTables`
+    /// order; with `parallel`, on every core at once (the largest tables first), each table
+    /// read on a connection of its own.
+    static func compareStateTables(path: String, state: MemoryLedgerState, parallel: Bool) throws -> [StateMismatch] {
+        let tables = Schema.stateTables
+        let largestFirst = tables.indices.sorted { rows(of: tables[$0], in: state) > rows(of: tables[$1], in: state) }
+        let results = Mutex<[Result<[StateMismatch], any Error>?]>(Array(repeating: nil, count: tables.count))
+        let compare = { @Sendable (slot: Int) in
+            let index = largestFirst[slot]
+            let result = Result { try compareStateTable(tables[index], path: path, state: state) }
+            results.withLock { $0[index] = result }
+        }
+        if parallel, PreparationQueue.processorCount > 1 {
+            DispatchQueue.concurrentPerform(iterations: tables.count, execute: compare)
+        } else {
+            for slot in tables.indices { compare(slot) }
+        }
+        return try results.withLock { $0 }.flatMap { try $0!.get() }
+    }
+
+    static func rows(of table: Schema.Table, in state: MemoryLedgerState) -> Int {
+        switch table.name {
+        case Schema.member.name: state.members.count
+        case Schema.nonce.name: state.nonces.count
+        case Schema.root.name: state.roots.count
+        case Schema.fragment.name: state.fragments.count
+        case Schema.invoice.name: state.invoices.count
+        case Schema.financingRequest.name: state.financingRequests.count
+        default: 0
+        }
+    }
+
+    /// The rows `table` should hold for `state`, by key.
+    static func expectedRows(_ table: Schema.Table, _ state: MemoryLedgerState) -> [SQLValue: [SQLValue]] {
+        var byKey: [SQLValue: [SQLValue]] = [:]
+        byKey.reserveCapacity(rows(of: table, in: state))
+        func add(_ rows: some Sequence<[SQLValue]>) { for row in rows { byKey[row[0]] = row } }
+        switch table.name {
+        case Schema.member.name: add(state.members.values.lazy.map(Rows.member))
+        case Schema.nonce.name: add(state.nonces.lazy.map { Rows.nonce($0.key, $0.value) })
+        case Schema.root.name: add(state.roots.values.lazy.map(Rows.root))
+        case Schema.fragment.name: add(state.fragments.values.lazy.map(Rows.fragment))
+        case Schema.invoice.name: add(state.invoices.values.lazy.map(Rows.invoice))
+        case Schema.financingRequest.name: add(state.financingRequests.values.lazy.map(Rows.financingRequest))
+        default: break
+        }
+        return byKey
+    }
+
+    /// `table`'s rows that differ from `state`: in the file's order, then the missing ones by key.
+    static func compareStateTable(_ table: Schema.Table, path: String, state: MemoryLedgerState) throws -> [StateMismatch] {
+        var remaining = expectedRows(table, state)
+        var found: [StateMismatch] = []
+        let connection = try Connection(path: path, readOnly: true)
         try connection.readTransaction {
-            for table in Schema.stateTables {
-                var remaining = expected[table.name] ?? [:]
-                let statement = try connection.statement(table.selectAllSQL)
-                while let row = try statement.next() {
-                    let stored = row.values
-                    let key = stored.first ?? .null
-                    guard let wanted = remaining.removeValue(forKey: key) else {
-                        note(table, key: key, "is not in the state recomputed from the blocks")
-                        continue
-                    }
-                    if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
-                        note(table, key: key, difference)
-                    }
+            // In the table's own order: the order of the key would look every row up through the key's index.
+            let statement = try connection.statement("SELECT \(table.columnList) FROM \(table.quotedName)")
+            while let row = try statement.next() {
+                let stored = row.values
+                let key = stored.first ?? .null
+                guard let wanted = remaining.removeValue(forKey: key) else {
+                    found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
+                    continue
                 }
-                for key in remaining.keys.sorted(by: { $0.description < $1.description }) {
-                    note(table, key: key, "is missing from the file")
+                if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
+                    found.append(StateMismatch(table: table.name, key: key, message: difference, recomputed: true))
                 }
             }
         }
-        if var worst {
-            if mismatches > 1 { worst.message += "; \(mismatches - 1) more state rows differ" }
-            return worst
+        for key in remaining.keys.sorted(by: { $0.description < $1.description }) {
+            found.append(StateMismatch(table: table.name, key: key, message: "is missing from the file", recomputed: true))
         }
-        return nil
+        return found
+    }
+}
+
+/// Reads batches of block and transaction rows on a connection and thread of its own, so the
+/// verifying thread finds the next batch read while it verifies the one before.
+final class BatchReader: @unchecked Sendable {
+    /// One batch being read.
+    final class Pending: @unchecked Sendable {
+        let heights: ClosedRange<UInt64>
+        private let done = DispatchSemaphore(value: 0)
+        fileprivate var result: Result<(blocks: [[SQLValue]], transactions: [[SQLValue]]), any Error>?
+
+        init(heights: ClosedRange<UInt64>) { self.heights = heights }
+
+        fileprivate func finish(_ result: Result<(blocks: [[SQLValue]], transactions: [[SQLValue]]), any Error>) {
+            self.result = result
+            done.signal()
+        }
+
+        /// The batch's block rows and transaction rows, in height (and position) order; waits for them.
+        func rows() throws -> (blocks: [[SQLValue]], transactions: [[SQLValue]]) {
+            done.wait()
+            done.signal()   // a second call returns at once
+            return try result!.get()
+        }
+    }
+
+    /// Touched only on `queue`.
+    private let connection: Connection
+    private let queue = DispatchQueue(label: "scf.verifier.reader", qos: .userInitiated)
+
+    init(path: String) throws {
+        connection = try Connection(path: path, readOnly: true)
+    }
+
+    func read(_ heights: ClosedRange<UInt64>) -> Pending {
+        let pending = Pending(heights: heights)
+        queue.async { [self] in
+            pending.finish(Result {
+                try connection.readTransaction {
+                    let bounds: [SQLValue] = [.integer(Int64(heights.lowerBound)), .integer(Int64(heights.upperBound))]
+                    let blocks = try connection.statement(
+                        "SELECT \(Schema.block.columnList) FROM block WHERE height >= ? AND height <= ? ORDER BY height")
+                        .bind(bounds).map { $0.values }
+                    let transactions = try connection.statement(
+                        "SELECT \(Schema.transaction.columnList) FROM \"transaction\" WHERE height >= ? AND height <= ? ORDER BY height, position")
+                        .bind(bounds).map { $0.values }
+                    return (blocks, transactions)
+                }
+            })
+        }
+        return pending
     }
 }
 

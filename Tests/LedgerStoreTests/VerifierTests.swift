@@ -256,6 +256,39 @@ import Testing
         }
     }
 
+    /// The verifier learns which block last wrote a differing row in a second pass over the
+    /// blocks (the first records nothing), on one core or several.
+    @Test(arguments: [true, false])
+    func aRowNoBlockWroteIsBlamedOnGenesisAndAnInventedRowOnTheTip(parallel: Bool) throws {
+        // Genesis members no block of the fixture changed.
+        let untouched = consortium.genesis.members.filter { fixture.state.members[$0.id] == $0 }.sorted { $0.id < $1.id }
+        let member = try #require(untouched.first)
+        let invented = Hash(bytes: Array(repeating: 0xAB, count: 32))!
+        try #require(fixture.state.fragments[FragmentID(invented)] == nil)
+        let editMember = { (connection: Connection) throws in
+            try connection.statement("UPDATE member SET roles = roles + 1024 WHERE id = ?").bind(SQLValue(member.id)).run()
+        }
+        let inventFragment = { (connection: Connection) throws in
+            let any = try #require(fixture.state.fragments.values.sorted { $0.id < $1.id }.first)
+            var row = Rows.fragment(any)
+            row[0] = .blob(invented.bytes)
+            try connection.statement(Schema.fragment.insertSQL).bind(row).run()
+        }
+        for (edits, height, phrase) in [([editMember], Height.genesis, "member row"),
+                                        ([inventFragment], Height(UInt64(fixture.blocks)), "is not in the state recomputed"),
+                                        ([inventFragment, editMember], Height.genesis, "; 1 more state rows differ")] {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in for edit in edits { try edit(connection) } }
+            let report = try verify(path, parallel: parallel)
+            let failure = try #require(report.failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.height == height, "\(failure)")
+            #expect(failure.message.contains(phrase), "\(failure)")
+            #expect(report.verifiedBlocks == fixture.blocks)
+        }
+    }
+
     @Test func aDeletedLastBlockOrAnotherGenesisIsReported() throws {
         do {
             let directory = TemporaryDirectory()
