@@ -29,6 +29,26 @@ import Testing
         }
     }
 
+    /// The word-loading forms of `Hash(bytes:)` agree with the generic one, byte order included.
+    @Test func hashFromBytesIsTheSameWhicheverFormBuildsIt() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let generic = Hash(bytes: bytes[...])   // an ArraySlice takes the generic form
+            #expect(generic != nil)
+            #expect(Hash(bytes: bytes) == generic)
+            #expect(bytes.withUnsafeBytes { Hash(bytes: $0) } == generic)
+            #expect(generic?.bytes == bytes)
+            #expect(Hash(hex: bytes.map { String(format: "%02x", $0) }.joined()) == generic)
+        }
+        for count in [0, 1, 31, 33, 64] {
+            let bytes = [UInt8](repeating: 7, count: count)
+            #expect(Hash(bytes: bytes) == nil)
+            #expect(Hash(bytes: bytes[...]) == nil)
+            #expect(bytes.withUnsafeBytes { Hash(bytes: $0) } == nil)
+        }
+    }
+
     @Test func badKeysAndSignaturesAreFalseNotCrashes() {
         let key = PublicKey(suite: .ed25519SHA256, rawRepresentation: [1, 2, 3])
         #expect(!suite.isValidPublicKey(key))

@@ -12,6 +12,23 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
     }
 
+    /// Wraps exactly 32 bytes: four word loads. Other modules get this for byte arrays and raw
+    /// buffers, where the generic form below would run unspecialized, byte by byte through the
+    /// iterator's witness table (a sixth of a start-up check's samples once).
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 32 else { return nil }
+        self.init(w0: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                  w1: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                  w2: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                  w3: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+    }
+
+    /// Wraps exactly 32 bytes.
+    public init?(bytes: [UInt8]) {
+        guard let hash = bytes.withUnsafeBytes({ Hash(bytes: $0) }) else { return nil }
+        self = hash
+    }
+
     /// Wraps exactly 32 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }
