@@ -467,27 +467,48 @@ private struct Run {
         }
     }
 
-    /// The rows `table` should hold for `state`, by key.
-    static func expectedRows(_ table: Schema.Table, _ state: MemoryLedgerState) -> [SQLValue: [SQLValue]] {
-        var byKey: [SQLValue: [SQLValue]] = [:]
-        byKey.reserveCapacity(rows(of: table, in: state))
-        func add(_ rows: some Sequence<[SQLValue]>) { for row in rows { byKey[row[0]] = row } }
+    /// The row `table` should hold under `key` for `state`, or nil when the recomputed state has
+    /// no record there (or `key` is not how this table writes a key: a record's row is found under
+    /// its key as `Rows` writes it, and under no other spelling).
+    static func expectedRow(_ table: Schema.Table, key: SQLValue, in state: MemoryLedgerState) -> [SQLValue]? {
+        var hash: Hash? { if case .blob(let bytes) = key { Hash(bytes: bytes) } else { nil } }
+        var member: MemberID? { if case .text(let text) = key { MemberID(text) } else { nil } }
+        let row: [SQLValue]?
         switch table.name {
-        case Schema.member.name: add(state.members.values.lazy.map(Rows.member))
-        case Schema.nonce.name: add(state.nonces.lazy.map { Rows.nonce($0.key, $0.value) })
-        case Schema.root.name: add(state.roots.values.lazy.map(Rows.root))
-        case Schema.fragment.name: add(state.fragments.values.lazy.map(Rows.fragment))
-        case Schema.invoice.name: add(state.invoices.values.lazy.map(Rows.invoice))
-        case Schema.financingRequest.name: add(state.financingRequests.values.lazy.map(Rows.financingRequest))
-        default: break
+        case Schema.member.name: row = member.flatMap { state.members[$0] }.map(Rows.member)
+        case Schema.nonce.name: row = member.flatMap { id in state.nonces[id].map { Rows.nonce(id, $0) } }
+        case Schema.root.name: row = hash.flatMap { state.roots[ReceivableID($0)] }.map(Rows.root)
+        case Schema.fragment.name: row = hash.flatMap { state.fragments[FragmentID($0)] }.map(Rows.fragment)
+        case Schema.invoice.name:
+            guard case .text(let text) = key, let invoice = InvoiceKey(text: text) else { return nil }
+            row = state.invoices[invoice].map(Rows.invoice)
+        case Schema.financingRequest.name: row = hash.flatMap { state.financingRequests[$0] }.map(Rows.financingRequest)
+        default: row = nil
         }
-        return byKey
+        guard let row, row.first == key else { return nil }
+        return row
+    }
+
+    /// The key of every record of `table` in `state`, as its row holds it.
+    static func keys(of table: Schema.Table, in state: MemoryLedgerState) -> [SQLValue] {
+        switch table.name {
+        case Schema.member.name: state.members.keys.map { SQLValue($0) }
+        case Schema.nonce.name: state.nonces.keys.map { SQLValue($0) }
+        case Schema.root.name: state.roots.keys.map { SQLValue($0.hash) }
+        case Schema.fragment.name: state.fragments.keys.map { SQLValue($0.hash) }
+        case Schema.invoice.name: state.invoices.keys.map(Rows.invoiceID)
+        case Schema.financingRequest.name: state.financingRequests.keys.map { SQLValue($0) }
+        default: []
+        }
     }
 
     /// `table`'s rows that differ from `state`: in the file's order, then the missing ones by key.
+    /// Each stored row is compared with the row its record makes, built as it is needed: nothing
+    /// the size of the table is held beside the state (a million-transaction ledger's tables as
+    /// rows took more memory than its whole state), unless rows are missing.
     static func compareStateTable(_ table: Schema.Table, path: String, state: MemoryLedgerState) throws -> [StateMismatch] {
-        var remaining = expectedRows(table, state)
         var found: [StateMismatch] = []
+        var matched = 0
         let connection = try Connection(path: path, readOnly: true)
         try connection.readTransaction {
             // In the table's own order: the order of the key would look every row up through the key's index.
@@ -495,16 +516,22 @@ private struct Run {
             while let row = try statement.next() {
                 let stored = row.values
                 let key = stored.first ?? .null
-                guard let wanted = remaining.removeValue(forKey: key) else {
+                guard let wanted = expectedRow(table, key: key, in: state) else {
                     found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
                     continue
                 }
+                matched += 1
                 if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
                     found.append(StateMismatch(table: table.name, key: key, message: difference, recomputed: true))
                 }
             }
         }
-        for key in remaining.keys.sorted(by: { $0.description < $1.description }) {
+        // Keys are unique in the table and name one record each, so only a shortfall means rows are missing.
+        guard matched < rows(of: table, in: state) else { return found }
+        let stored = try connection.readTransaction {
+            try Set(connection.statement("SELECT \(table.columns[0]) FROM \(table.quotedName)").map { $0.value(0) })
+        }
+        for key in keys(of: table, in: state).filter({ !stored.contains($0) }).sorted(by: { $0.description < $1.description }) {
             found.append(StateMismatch(table: table.name, key: key, message: "is missing from the file", recomputed: true))
         }
         return found

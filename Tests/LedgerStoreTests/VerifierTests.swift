@@ -287,6 +287,19 @@ import Testing
             #expect(failure.message.contains(phrase), "\(failure)")
             #expect(report.verifiedBlocks == fixture.blocks)
         }
+        // A row moved to another key: the key it has names no record, and its record's row is missing.
+        let invoice = try #require(fixture.state.invoices.keys.sorted().first)
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        try tamper(path) { connection in
+            try connection.statement("UPDATE invoice SET id = id || '0' WHERE id = ?").bind(Rows.invoiceID(invoice)).run()
+        }
+        let report = try verify(path, parallel: parallel)
+        let failure = try #require(report.failure)
+        #expect(failure.code == .stateMismatch)
+        #expect(failure.message.contains("invoice row \(Rows.invoiceID(invoice)): is missing from the file"), "\(failure)")
+        #expect(failure.message.contains("; 1 more state rows differ"), "\(failure)")
+        #expect(failure.height < Height(UInt64(fixture.blocks)), "blamed on the block that wrote the invoice, not the tip")
     }
 
     @Test func aDeletedLastBlockOrAnotherGenesisIsReported() throws {

@@ -174,6 +174,8 @@ struct NodeCommand: AsyncParsableCommand {
 
             // Nothing is served and no vote is cast from a ledger this node cannot verify.
             try verifyLedgerBeforeStart(dataDirectory: path(config.dataDirectory), genesis: genesis, log: log)
+            // The check held the whole recomputed state; give the allocator's free pages back now.
+            HeapTrimmer.trim()
 
             // The demo moves every node's clock forward together (to reach a maturity date) through a
             // shared offset file; a real node uses the wall clock.
