@@ -226,6 +226,8 @@ private struct Run {
     /// Per state table, keys whose last writer is wanted (nil: none; the first pass records
     /// nothing, so a ledger that verifies pays nothing for blaming a bad row on its block).
     var watched: [String: Set<SQLValue>]?
+    /// The last block to verify, when not the file's last (the second pass stops where the first did).
+    var stopHeight: Height?
     /// Per state table: the block that last wrote each watched row key.
     var lastWritten: [String: [SQLValue: Height]] = [:]
 
@@ -259,10 +261,12 @@ private struct Run {
     mutating func verifyBlocks(_ connection: Connection, progress: ((VerificationProgress) -> Void)?) throws -> VerificationFailure? {
         let maxStatement = try connection.statement("SELECT max(height) FROM block")
         if let row = try maxStatement.next(), !row.isNull(0) { lastHeight = Height(UInt64(bitPattern: row.int64(0))) }
+        if let stopHeight, stopHeight < lastHeight { lastHeight = stopHeight }
         maxStatement.reset()
         try reserveStateCapacity(connection)
         // The next batch's rows are read on a connection of their own while this one is verified.
-        let reader = try BatchReader(path: path)
+        let reader = try BatchReader(path: path, ahead: options.parallelSignatures)
+        defer { reader.cancel() }
         func range(from first: UInt64) -> ClosedRange<UInt64>? {
             first <= lastHeight.value ? first...min(first + UInt64(options.batchSize) - 1, lastHeight.value) : nil
         }
@@ -413,6 +417,7 @@ private struct Run {
         state = MemoryLedgerState()   // not needed any more: the second pass holds its own
         var again = Run(path: path, genesis: genesis, suite: suite, options: options, clock: clock, start: start)
         again.watched = Dictionary(grouping: found, by: \.table).mapValues { Set($0.map(\.key)) }
+        again.stopHeight = tip.height
         if let failure = try again.verifyBlocks(connection, progress: nil) { return failure }
         var worst: VerificationFailure?
         for mismatch in found {
@@ -502,36 +507,48 @@ private struct Run {
         }
     }
 
-    /// `table`'s rows that differ from `state`: in the file's order, then the missing ones by key.
-    /// Each stored row is compared with the row its record makes, built as it is needed: nothing
-    /// the size of the table is held beside the state (a million-transaction ledger's tables as
-    /// rows took more memory than its whole state), unless rows are missing.
+    /// `table`'s rows that differ from `state`, by key, then the missing ones by key. Each stored
+    /// row is compared with the row its record makes, built as it is needed: nothing the size of
+    /// the table is held beside the state (a million-transaction ledger's tables as rows took more
+    /// memory than its whole state). Keys are unique under the table's primary key, so counting
+    /// the rows that found their record shows whether any are missing; a file whose table lost
+    /// that key (an edited schema) is compared again keeping every key seen, so a key stored twice
+    /// is reported as well.
     static func compareStateTable(_ table: Schema.Table, path: String, state: MemoryLedgerState) throws -> [StateMismatch] {
+        let connection = try Connection(path: path, readOnly: true)
+        return try connection.readTransaction {
+            let distinct = try connection.statement("SELECT count(DISTINCT \(table.columns[0])), count(*) FROM \(table.quotedName)")
+                .map { $0.int64(0) == $0.int64(1) }.first ?? false
+            return try compareStateTable(table, connection: connection, state: state, keepingKeys: !distinct)
+        }
+    }
+
+    private static func compareStateTable(_ table: Schema.Table, connection: Connection, state: MemoryLedgerState,
+                                          keepingKeys: Bool) throws -> [StateMismatch] {
         var found: [StateMismatch] = []
         var matched = 0
-        let connection = try Connection(path: path, readOnly: true)
-        try connection.readTransaction {
-            // In the table's own order: the order of the key would look every row up through the key's index.
-            let statement = try connection.statement("SELECT \(table.columnList) FROM \(table.quotedName)")
-            while let row = try statement.next() {
-                let stored = row.values
-                let key = stored.first ?? .null
-                guard let wanted = expectedRow(table, key: key, in: state) else {
-                    found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
-                    continue
-                }
-                matched += 1
-                if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
-                    found.append(StateMismatch(table: table.name, key: key, message: difference, recomputed: true))
-                }
+        var seen = Set<SQLValue>()
+        // In the table's own order: the order of the key would look every row up through the key's index.
+        let statement = try connection.statement("SELECT \(table.columnList) FROM \(table.quotedName)")
+        while let row = try statement.next() {
+            let stored = row.values
+            let key = stored.first ?? .null
+            guard !keepingKeys || seen.insert(key).inserted, let wanted = expectedRow(table, key: key, in: state) else {
+                found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
+                continue
+            }
+            matched += 1
+            if let difference = Run.difference(stored: stored, expected: wanted, columns: table.columns) {
+                found.append(StateMismatch(table: table.name, key: key, message: difference, recomputed: true))
             }
         }
-        // Keys are unique in the table and name one record each, so only a shortfall means rows are missing.
+        // Named in the key's order, so of several bad rows the same one is named whatever the file's order.
+        found.sort { $0.key.description < $1.key.description }
         guard matched < rows(of: table, in: state) else { return found }
-        let stored = try connection.readTransaction {
-            try Set(connection.statement("SELECT \(table.columns[0]) FROM \(table.quotedName)").map { $0.value(0) })
+        if !keepingKeys {
+            seen = Set(try connection.statement("SELECT \(table.columns[0]) FROM \(table.quotedName)").map { $0.value(0) })
         }
-        for key in keys(of: table, in: state).filter({ !stored.contains($0) }).sorted(by: { $0.description < $1.description }) {
+        for key in keys(of: table, in: state).filter({ !seen.contains($0) }).sorted(by: { $0.description < $1.description }) {
             found.append(StateMismatch(table: table.name, key: key, message: "is missing from the file", recomputed: true))
         }
         return found
@@ -562,31 +579,43 @@ final class BatchReader: @unchecked Sendable {
         }
     }
 
-    /// Touched only on `queue`.
+    /// Touched only on `queue` (or only by the caller, without one).
     private let connection: Connection
-    private let queue = DispatchQueue(label: "scf.verifier.reader", qos: .userInitiated)
+    /// Nil: each batch is read on the calling thread when it is asked for (`--single-core`).
+    private let queue: DispatchQueue?
+    /// Set when the verifier stops early: batches asked for and not started are not read.
+    private let cancelled = Atomic<Bool>(false)
 
-    init(path: String) throws {
+    init(path: String, ahead: Bool) throws {
         connection = try Connection(path: path, readOnly: true)
+        queue = ahead ? DispatchQueue(label: "scf.verifier.reader", qos: .userInitiated) : nil
     }
+
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
 
     func read(_ heights: ClosedRange<UInt64>) -> Pending {
         let pending = Pending(heights: heights)
+        guard let queue else {
+            pending.finish(Result { try rows(heights) })
+            return pending
+        }
         queue.async { [self] in
-            pending.finish(Result {
-                try connection.readTransaction {
-                    let bounds: [SQLValue] = [.integer(Int64(heights.lowerBound)), .integer(Int64(heights.upperBound))]
-                    let blocks = try connection.statement(
-                        "SELECT \(Schema.block.columnList) FROM block WHERE height >= ? AND height <= ? ORDER BY height")
-                        .bind(bounds).map { $0.values }
-                    let transactions = try connection.statement(
-                        "SELECT \(Schema.transaction.columnList) FROM \"transaction\" WHERE height >= ? AND height <= ? ORDER BY height, position")
-                        .bind(bounds).map { $0.values }
-                    return (blocks, transactions)
-                }
-            })
+            pending.finish(cancelled.load(ordering: .relaxed) ? .failure(CancellationError()) : Result { try rows(heights) })
         }
         return pending
+    }
+
+    private func rows(_ heights: ClosedRange<UInt64>) throws -> (blocks: [[SQLValue]], transactions: [[SQLValue]]) {
+        try connection.readTransaction {
+            let bounds: [SQLValue] = [.integer(Int64(heights.lowerBound)), .integer(Int64(heights.upperBound))]
+            let blocks = try connection.statement(
+                "SELECT \(Schema.block.columnList) FROM block WHERE height >= ? AND height <= ? ORDER BY height")
+                .bind(bounds).map { $0.values }
+            let transactions = try connection.statement(
+                "SELECT \(Schema.transaction.columnList) FROM \"transaction\" WHERE height >= ? AND height <= ? ORDER BY height, position")
+                .bind(bounds).map { $0.values }
+            return (blocks, transactions)
+        }
     }
 }
 

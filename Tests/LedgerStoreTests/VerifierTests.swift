@@ -299,7 +299,36 @@ import Testing
         #expect(failure.code == .stateMismatch)
         #expect(failure.message.contains("invoice row \(Rows.invoiceID(invoice)): is missing from the file"), "\(failure)")
         #expect(failure.message.contains("; 1 more state rows differ"), "\(failure)")
-        #expect(failure.height < Height(UInt64(fixture.blocks)), "blamed on the block that wrote the invoice, not the tip")
+        #expect(failure.height < Height(UInt64(fixture.blocks)) && failure.height > .genesis,
+                "blamed on the block that wrote the invoice, not the tip or genesis: \(failure)")
+    }
+
+    /// A state table rebuilt without its primary key can hold a row twice; the copy is caught, and
+    /// so is a row deleted beside it (a count of matched rows alone would balance the two).
+    @Test(arguments: [true, false])
+    func aRowStoredTwiceIsCaughtInATableThatLostItsKey(parallel: Bool) throws {
+        let written = fixture.state.fragments.keys.sorted().filter { fixture.lastFragmentWrite[$0]! >= Height(5) }
+        let (twice, deleted) = (try #require(written.first), try #require(written.last))
+        let (twiceWriter, deletedWriter) = (fixture.lastFragmentWrite[twice]!, fixture.lastFragmentWrite[deleted]!)
+        for deleting in [false, true] {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { connection in
+                try connection.execute("""
+                    CREATE TABLE fragmentCopy AS SELECT * FROM fragment;
+                    DROP TABLE fragment;
+                    ALTER TABLE fragmentCopy RENAME TO fragment;
+                    """)
+                try connection.statement("INSERT INTO fragment SELECT * FROM fragment WHERE id = ?").bind(SQLValue(twice.hash)).run()
+                if deleting { try connection.statement("DELETE FROM fragment WHERE id = ?").bind(SQLValue(deleted.hash)).run() }
+            }
+            let report = try verify(path, parallel: parallel)
+            let failure = try #require(report.failure)
+            #expect(failure.code == .stateMismatch)
+            #expect(failure.height == (deleting ? min(twiceWriter, deletedWriter) : twiceWriter), "\(failure)")
+            #expect(failure.message.contains(deleting ? "; 1 more state rows differ" : "is not in the state recomputed"), "\(failure)")
+            #expect(report.verifiedBlocks == fixture.blocks)
+        }
     }
 
     @Test func aDeletedLastBlockOrAnotherGenesisIsReported() throws {
