@@ -131,6 +131,9 @@ public enum SigningDomain: UInt8, Sendable {
     case consensusMessage = 2
     case commitVote = 3
     case checkpoint = 4
+    /// A validator's seal over its own ledger file at a clean stop (`LedgerSeal`): never sent to
+    /// anyone, checked only by the node that made it.
+    case ledgerSeal = 5
 
     public func message(for digest: Hash) -> [UInt8] {
         var out: [UInt8] = Array("SCF-LEDGER-v1".utf8)

@@ -378,9 +378,29 @@ extension Scenarios {
         let config = (consortium.directory as NSString).appendingPathComponent("node-\(victim).json")
         let data = (consortium.directory as NSString).appendingPathComponent("data/node-\(victim)")
         let ledger = (data as NSString).appendingPathComponent("ledger.sqlite")
-        for edit in edits {
-            log("scenario: \(edit.name) in node-\(victim)'s ledger")
-            consortium.kill(victim)
+        let seal = ledger + ".seal"
+        let nodeLog = (consortium.directory as NSString).appendingPathComponent("logs/node-\(victim).log")
+        log("scenario: a clean stop seals node-\(victim)'s ledger, and the next start uses the seal instead of re-executing it")
+        consortium.stop(victim)
+        guard FileManager.default.fileExists(atPath: seal) else { throw CLIError("node-\(victim) stopped cleanly but left no seal at \(seal)") }
+        try consortium.start(victim)   // starts its log afresh
+        try await consortium.waitUntilReady(victim)
+        let startLog = String(decoding: FileManager.default.contents(atPath: nodeLog) ?? Data(), as: UTF8.self)
+        guard startLog.contains("ledger unchanged since this node sealed it"), !startLog.contains("ledger verified:") else {
+            throw CLIError("node-\(victim) did not start from its seal:\n\(startLog.suffix(2_000))")
+        }
+        guard !FileManager.default.fileExists(atPath: seal) else { throw CLIError("node-\(victim) kept its seal after starting from it") }
+        _ = try await register(via: victim)
+        log("  ok: sealed at its clean stop, started without re-executing, the seal removed; heads agree at \(try await headsAgree([0, 1, 2, 3]))")
+
+        for (number, edit) in edits.enumerated() {
+            log("scenario: \(edit.name) in node-\(victim)'s ledger\(number == 0 ? " after a clean stop (so over a sealed file)" : "")")
+            if number == 0 {
+                consortium.stop(victim)
+                guard FileManager.default.fileExists(atPath: seal) else { throw CLIError("node-\(victim) stopped cleanly but left no seal") }
+            } else {
+                consortium.kill(victim)
+            }
             try Self.execute(edit.sql, on: ledger)
 
             let verify = try CommandRun(consortium.executable, ["ledger", "verify", "--data", ledger], seconds: 120)
@@ -393,6 +413,9 @@ extension Scenarios {
                 throw CLIError("`scf node start` did not refuse the tampered ledger at block \(edit.height) (exit \(refused.status)):\n\(refused.output)")
             }
             guard !refused.output.contains("client API on") else { throw CLIError("the node served its API from a tampered ledger:\n\(refused.output)") }
+            if number == 0, !refused.output.contains("not using the ledger's seal (the file changed since") {
+                throw CLIError("`scf node start` did not say why it set the seal of the edited file aside:\n\(refused.output)")
+            }
             let reason = refused.output.split(separator: "\n").first { $0.contains("FAILED verification") }.map(String.init) ?? ""
             log("  refused at start (exit \(refused.status)): \(reason.prefix(220))…")
 

@@ -104,6 +104,13 @@ final class LocalConsortium: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGTERM, then wait: the node stops cleanly (and seals its ledger, DECISIONS 47).
+    func stop(_ index: Int) {
+        guard let process = processes.removeValue(forKey: index) else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
     func stopAll() {
         for (_, process) in processes { process.terminate() }
         for (_, process) in processes { process.waitUntilExit() }

@@ -173,7 +173,8 @@ struct NodeCommand: AsyncParsableCommand {
             }
 
             // Nothing is served and no vote is cast from a ledger this node cannot verify.
-            try verifyLedgerBeforeStart(dataDirectory: path(config.dataDirectory), genesis: genesis, log: log)
+            try verifyLedgerBeforeStart(dataDirectory: path(config.dataDirectory), genesis: genesis, validator: config.validator,
+                                        publicKey: key.publicKey, suite: suite, log: log)
             // The check held the whole recomputed state; give the allocator's free pages back now.
             HeapTrimmer.trim()
 
@@ -234,9 +235,15 @@ struct NodeCommand: AsyncParsableCommand {
             byzantineReporter?.cancel()
             heapTrimmer.cancel()
             (links as? ByzantineLinks)?.stopFlood()
+            let failure = node.haltReason   // before `stop`, which records that it stopped
             node.stop()
             await transport.shutdown()
+            let tip = node.store.tip
             node.store.close()
+            if failure == nil {
+                sealLedger(dataDirectory: path(config.dataDirectory), genesis: genesis, validator: config.validator, tip: tip,
+                           key: key, suite: suite, log: log)
+            }
             log.info("stopped")
             if let reason = node.haltReason, reason.code != .halted { throw CLIError(reason.message) }
         }
@@ -250,11 +257,33 @@ extension NodeCommand.Start {
     /// `LedgerVerifier.Options.checksClientSignatures`); `scf ledger verify` re-checks those too.
     /// On a failure the node does not start: the error names the first bad block and how to resync
     /// from peers.
-    func verifyLedgerBeforeStart(dataDirectory: String, genesis: Genesis, log: NodeLog) throws {
+    func verifyLedgerBeforeStart(dataDirectory: String, genesis: Genesis, validator: String, publicKey: PublicKey,
+                                 suite: any CryptoSuite, log: NodeLog) throws {
         let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
+        let sealPath = LedgerSeal.path(forLedger: ledger)
         guard FileManager.default.fileExists(atPath: ledger) else {
+            try? FileManager.default.removeItem(atPath: sealPath)
             log.info("no ledger in \(dataDirectory) yet: starting from genesis and syncing from peers")
             return
+        }
+        // A seal this validator wrote at its clean stop, over a file that has not changed since,
+        // stands for the check (DECISIONS 47). It is used once: removed before the file is opened.
+        if FileManager.default.fileExists(atPath: sealPath) {
+            let seal = LedgerSeal.load(sealPath)
+            if (try? FileManager.default.removeItem(atPath: sealPath)) == nil {
+                log.info("cannot remove the seal \(sealPath), so it is not used: verifying the whole ledger")
+            } else if let seal {
+                let started = ContinuousClock.now
+                if let why = seal.mismatch(ledger: ledger, chainID: genesis.chainID, validator: validator, publicKey: publicKey, suite: suite) {
+                    log.info("not using the ledger's seal (\(why)): verifying the whole ledger")
+                } else {
+                    log.info(String(format: "ledger unchanged since this node sealed it at its clean stop (block %llu, %@; file digest checked in %.2f s): not re-executed; `scf ledger verify` checks everything",
+                                    seal.height, String(seal.tipHash.prefix(12)), Self.seconds(since: started)))
+                    return
+                }
+            } else {
+                log.info("the seal \(sealPath) does not parse: verifying the whole ledger")
+            }
         }
         let resync = """
             This node will not serve or vote on a ledger it cannot verify. To resync from the other validators: \
@@ -284,6 +313,33 @@ extension NodeCommand.Start {
         }
         log.info(String(format: "ledger verified: %d blocks, %d transactions, head %@ in %.2f s",
                         report.verifiedBlocks, report.transactions, report.tip.hash.short, report.seconds))
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// After a clean stop: seals the closed ledger file so the next start need not re-execute it
+    /// (DECISIONS 47). Not when a write-ahead log is left beside it (another process still had the
+    /// file open): the next start checks the whole ledger then, as after a crash.
+    func sealLedger(dataDirectory: String, genesis: Genesis, validator: String, tip: ChainTip, key: any SigningKey,
+                    suite: any CryptoSuite, log: NodeLog) {
+        let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
+        let started = ContinuousClock.now
+        guard FileManager.default.fileExists(atPath: ledger) else { return }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: ledger + "-wal"))?[.size] as? UInt64, size > 0 {
+            log.info("not sealing the ledger: its write-ahead log is still there (another process has the file open?); the next start checks the whole ledger")
+            return
+        }
+        do {
+            let seal = try LedgerSeal.seal(ledger: ledger, chainID: genesis.chainID, validator: validator, tip: tip, key: key, suite: suite)
+            try seal.write(to: LedgerSeal.path(forLedger: ledger))
+            log.info(String(format: "sealed the ledger at block %llu for a fast next start (%.2f s)", tip.height.value,
+                            Self.seconds(since: started)))
+        } catch {
+            log.info("could not seal the ledger (\(error)); the next start checks the whole ledger")
+        }
     }
 }
 
