@@ -41,6 +41,9 @@ final class EligibilityService: Sendable {
         }
         return try body(eligibility)
     }
+
+    /// Drops the service and with it its connection (opened again on the next use).
+    func close() { service.withLock { $0 = nil } }
 }
 
 extension LedgerAPI {

@@ -22,6 +22,11 @@ public struct LedgerAPI: Sendable {
         self.peersConnected = peersConnected
     }
 
+    /// Closes the connections the API opened itself (the eligibility service's), once it serves
+    /// no more requests: before the node closes its store, so the store's close can fold the
+    /// write-ahead log into the file.
+    public func close() { eligibilityService.close() }
+
     var store: LedgerStore { node.store }
     var genesis: Genesis { node.configuration.genesis }
     var suite: any CryptoSuite { node.configuration.suite }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import LedgerCore
 
@@ -20,6 +25,39 @@ public struct LedgerSeal: Codable, Sendable, Equatable {
     public var fileBytes: UInt64
     public var fileDigest: String
     public var signature: String
+
+    /// Why the file at `ledger` cannot be sealed, or its seal used, whatever its bytes: SQLite
+    /// would read more than those bytes when it opens it. A write-ahead log that is not empty, or
+    /// any rollback journal, beside it is applied on opening (a journal planted beside a sealed
+    /// file would change it after the digest was checked), and a symbolic link puts them beside
+    /// its target instead.
+    /// Nil when only the file itself counts.
+    public static func unsealable(_ ledger: String) -> String? {
+        var status = stat()
+        guard lstat(ledger, &status) == 0 else { return "the file cannot be read" }
+        guard status.st_mode & S_IFMT == S_IFREG else { return "the ledger is not a regular file (a symbolic link?)" }
+        var side = stat()
+        // An empty log (a read-only connection leaves one) holds nothing to apply.
+        if lstat(ledger + "-wal", &side) == 0, side.st_mode & S_IFMT != S_IFREG || side.st_size > 0 {
+            return "a write-ahead log lies beside the file"
+        }
+        // A WAL-mode file never has a journal: any is suspect.
+        if lstat(ledger + "-journal", &side) == 0 { return "a rollback journal lies beside the file" }
+        return nil
+    }
+
+    /// The file's identity and last change, to tell whether anything wrote it meanwhile.
+    public static func identity(_ ledger: String) -> [Int] {
+        var status = stat()
+        guard lstat(ledger, &status) == 0 else { return [] }
+        #if canImport(Darwin)
+        let (modified, changed) = (status.st_mtimespec, status.st_ctimespec)
+        #else
+        let (modified, changed) = (status.st_mtim, status.st_ctim)
+        #endif
+        return [Int(status.st_dev), Int(status.st_ino), Int(status.st_size), Int(modified.tv_sec), Int(modified.tv_nsec),
+                Int(changed.tv_sec), Int(changed.tv_nsec)]
+    }
 
     /// Where the seal of the ledger file `ledger` lives.
     public static func path(forLedger ledger: String) -> String { ledger + ".seal" }
@@ -95,10 +133,7 @@ public struct LedgerSeal: Codable, Sendable, Equatable {
               suite.isValidSignature(Signature(rawRepresentation: bytes), for: signedMessage(suite: suite), publicKey: publicKey) else {
             return "its signature is not \(validator)'s"
         }
-        let log = ledger + "-wal"
-        if let size = (try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? UInt64, size > 0 {
-            return "a write-ahead log lies beside the file"
-        }
+        if let why = Self.unsealable(ledger) { return why }
         guard let (bytes, digest) = try? Self.digest(ofFile: ledger, suite: suite) else { return "the file cannot be read" }
         guard bytes == fileBytes, digest.hex == fileDigest else {
             return "the file changed since (\(bytes) bytes, digest \(digest.short); sealed \(fileBytes) bytes, \(Hash(hex: fileDigest)?.short ?? "?"))"

@@ -79,13 +79,49 @@ import Testing
         #expect(forged.mismatch(ledger: ledger, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite)?.contains("signature") == true)
     }
 
-    @Test func aWriteAheadLogBesideTheFileVoidsIt() throws {
+    /// SQLite reads more than the file's bytes when a write-ahead log or a rollback journal lies
+    /// beside it (a planted journal would be replayed after the digest was checked), or when the
+    /// ledger is a link (they would lie beside its target): none of these is sealed or accepted.
+    @Test(arguments: ["-wal", "-journal"])
+    func aLogOrJournalBesideTheFileVoidsIt(suffix: String) throws {
         let directory = TemporaryDirectory()
         defer { withExtendedLifetime(directory) {} }
         let (ledger, seal) = try sealed(in: directory)
-        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: ledger + "-wal"))
-        #expect(seal.mismatch(ledger: ledger, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite)?.contains("write-ahead log") == true)
+        // An empty write-ahead log holds nothing to apply (a read-only connection leaves one); an empty journal is still refused.
+        for contents in suffix == "-wal" ? [Data([1, 2, 3])] : [Data([1, 2, 3]), Data()] {
+            try contents.write(to: URL(fileURLWithPath: ledger + suffix))
+            let why = seal.mismatch(ledger: ledger, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite)
+            #expect(why?.contains("lies beside the file") == true, "\(contents.count) bytes: \(why ?? "accepted")")
+            #expect(LedgerSeal.unsealable(ledger) != nil)
+        }
         try Data().write(to: URL(fileURLWithPath: ledger + "-wal"))
+        try? FileManager.default.removeItem(atPath: ledger + "-journal")
         #expect(seal.mismatch(ledger: ledger, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite) == nil)
+        #expect(LedgerSeal.unsealable(ledger) == nil)
+    }
+
+    @Test func aLedgerThatIsALinkIsNeverSealedNorAccepted() throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let (ledger, seal) = try sealed(in: directory)
+        let link = directory.file("linked.sqlite")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: ledger)
+        #expect(LedgerSeal.unsealable(link)?.contains("not a regular file") == true)
+        #expect(seal.mismatch(ledger: link, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite) != nil)
+        #expect(seal.mismatch(ledger: ledger, chainID: chainID, validator: "node-1", publicKey: ownKey, suite: suite) == nil)
+    }
+
+    @Test func theFilesIdentityChangesWhenItIsWritten() throws {
+        let directory = TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        let (ledger, _) = try sealed(in: directory)
+        let before = LedgerSeal.identity(ledger)
+        #expect(before.count == 7)
+        #expect(LedgerSeal.identity(ledger) == before)
+        let handle = try #require(FileHandle(forWritingAtPath: ledger))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0]))
+        try handle.close()
+        #expect(LedgerSeal.identity(ledger) != before)
     }
 }

@@ -235,12 +235,13 @@ struct NodeCommand: AsyncParsableCommand {
             byzantineReporter?.cancel()
             heapTrimmer.cancel()
             (links as? ByzantineLinks)?.stopFlood()
-            let failure = node.haltReason   // before `stop`, which records that it stopped
             node.stop()
             await transport.shutdown()
             let tip = node.store.tip
+            api.close()   // its read-only connection would keep the write-ahead log from being folded in
             node.store.close()
-            if failure == nil {
+            // `stop` records that it stopped unless a failure halted the node first.
+            if node.haltReason?.code == .halted {
                 sealLedger(dataDirectory: path(config.dataDirectory), genesis: genesis, validator: config.validator, tip: tip,
                            key: key, suite: suite, log: log)
             }
@@ -262,17 +263,18 @@ extension NodeCommand.Start {
         let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
         let sealPath = LedgerSeal.path(forLedger: ledger)
         guard FileManager.default.fileExists(atPath: ledger) else {
-            try? FileManager.default.removeItem(atPath: sealPath)
+            unlink(sealPath)
             log.info("no ledger in \(dataDirectory) yet: starting from genesis and syncing from peers")
             return
         }
         // A seal this validator wrote at its clean stop, over a file that has not changed since,
         // stands for the check (DECISIONS 47). It is used once: removed before the file is opened.
-        if FileManager.default.fileExists(atPath: sealPath) {
-            let seal = LedgerSeal.load(sealPath)
-            if (try? FileManager.default.removeItem(atPath: sealPath)) == nil {
-                log.info("cannot remove the seal \(sealPath), so it is not used: verifying the whole ledger")
-            } else if let seal {
+        let seal = LedgerSeal.load(sealPath)
+        let removed = unlink(sealPath) == 0
+        if !removed, errno != ENOENT {
+            log.info("cannot remove the seal \(sealPath) (\(String(cString: strerror(errno)))), so it is not used: verifying the whole ledger")
+        } else if removed {
+            if let seal {
                 let started = ContinuousClock.now
                 if let why = seal.mismatch(ledger: ledger, chainID: genesis.chainID, validator: validator, publicKey: publicKey, suite: suite) {
                     log.info("not using the ledger's seal (\(why)): verifying the whole ledger")
@@ -328,12 +330,17 @@ extension NodeCommand.Start {
         let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
         let started = ContinuousClock.now
         guard FileManager.default.fileExists(atPath: ledger) else { return }
-        if let size = (try? FileManager.default.attributesOfItem(atPath: ledger + "-wal"))?[.size] as? UInt64, size > 0 {
-            log.info("not sealing the ledger: its write-ahead log is still there (another process has the file open?); the next start checks the whole ledger")
+        if let why = LedgerSeal.unsealable(ledger) {
+            log.info("not sealing the ledger: \(why) (a connection still open, perhaps another process's); the next start checks the whole ledger")
             return
         }
         do {
+            let before = LedgerSeal.identity(ledger)
             let seal = try LedgerSeal.seal(ledger: ledger, chainID: genesis.chainID, validator: validator, tip: tip, key: key, suite: suite)
+            guard LedgerSeal.identity(ledger) == before, LedgerSeal.unsealable(ledger) == nil else {
+                log.info("not sealing the ledger: something wrote to it while it was being sealed; the next start checks the whole ledger")
+                return
+            }
             try seal.write(to: LedgerSeal.path(forLedger: ledger))
             log.info(String(format: "sealed the ledger at block %llu for a fast next start (%.2f s)", tip.height.value,
                             Self.seconds(since: started)))
