@@ -1110,5 +1110,5 @@ extension ValidatorNode.RecentIDs where Value == Void {
 
 extension Duration {
     /// The duration in seconds, for a Dispatch deadline.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

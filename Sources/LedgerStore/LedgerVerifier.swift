@@ -445,7 +445,8 @@ private struct Run {
     /// read on a connection of its own.
     static func compareStateTables(path: String, state: MemoryLedgerState, parallel: Bool) throws -> [StateMismatch] {
         let tables = Schema.stateTables
-        let largestFirst = tables.indices.sorted { rows(of: tables[$0], in: state) > rows(of: tables[$1], in: state) }
+        let sizes = tables.map { records(of: $0, in: state).count }
+        let largestFirst = tables.indices.sorted { sizes[$0] > sizes[$1] }
         let results = Mutex<[Result<[StateMismatch], any Error>?]>(Array(repeating: nil, count: tables.count))
         let compare = { @Sendable (slot: Int) in
             let index = largestFirst[slot]
@@ -460,50 +461,42 @@ private struct Run {
         return try results.withLock { $0 }.flatMap { try $0!.get() }
     }
 
-    static func rows(of table: Schema.Table, in state: MemoryLedgerState) -> Int {
-        switch table.name {
-        case Schema.member.name: state.members.count
-        case Schema.nonce.name: state.nonces.count
-        case Schema.root.name: state.roots.count
-        case Schema.fragment.name: state.fragments.count
-        case Schema.invoice.name: state.invoices.count
-        case Schema.financingRequest.name: state.financingRequests.count
-        default: 0
-        }
+    /// What the comparison needs of one state table's records in the recomputed state: how many
+    /// there are, the row stored under a key (nil when no record has that key, or `key` is not how
+    /// this table writes it: a record's row is found under its key as `Rows` writes it, and under
+    /// no other spelling), and every record's key as its row holds it.
+    struct Records {
+        let count: Int
+        let row: (SQLValue) -> [SQLValue]?
+        let keys: () -> [SQLValue]
     }
 
-    /// The row `table` should hold under `key` for `state`, or nil when the recomputed state has
-    /// no record there (or `key` is not how this table writes a key: a record's row is found under
-    /// its key as `Rows` writes it, and under no other spelling).
-    static func expectedRow(_ table: Schema.Table, key: SQLValue, in state: MemoryLedgerState) -> [SQLValue]? {
-        var hash: Hash? { if case .blob(let bytes) = key { Hash(bytes: bytes) } else { nil } }
-        var member: MemberID? { if case .text(let text) = key { MemberID(text) } else { nil } }
-        let row: [SQLValue]?
+    static func records(of table: Schema.Table, in state: MemoryLedgerState) -> Records {
+        func view<Key: Hashable, Record>(_ records: [Key: Record], key: @escaping (SQLValue) -> Key?, sqlKey: @escaping (Key) -> SQLValue,
+                                         row: @escaping (Key, Record) -> [SQLValue]) -> Records {
+            Records(count: records.count,
+                    row: { stored in
+                        guard let id = key(stored), let record = records[id] else { return nil }
+                        let row = row(id, record)
+                        return row.first == stored ? row : nil
+                    },
+                    keys: { records.keys.map(sqlKey) })
+        }
+        let hash = { (key: SQLValue) -> Hash? in if case .blob(let bytes) = key { Hash(bytes: bytes) } else { nil } }
+        let member = { (key: SQLValue) -> MemberID? in if case .text(let text) = key { MemberID(text) } else { nil } }
         switch table.name {
-        case Schema.member.name: row = member.flatMap { state.members[$0] }.map(Rows.member)
-        case Schema.nonce.name: row = member.flatMap { id in state.nonces[id].map { Rows.nonce(id, $0) } }
-        case Schema.root.name: row = hash.flatMap { state.roots[ReceivableID($0)] }.map(Rows.root)
-        case Schema.fragment.name: row = hash.flatMap { state.fragments[FragmentID($0)] }.map(Rows.fragment)
+        case Schema.member.name: return view(state.members, key: member, sqlKey: { SQLValue($0) }, row: { Rows.member($1) })
+        case Schema.nonce.name: return view(state.nonces, key: member, sqlKey: { SQLValue($0) }, row: Rows.nonce)
+        case Schema.root.name:
+            return view(state.roots, key: { hash($0).map(ReceivableID.init) }, sqlKey: { SQLValue($0.hash) }, row: { Rows.root($1) })
+        case Schema.fragment.name:
+            return view(state.fragments, key: { hash($0).map(FragmentID.init) }, sqlKey: { SQLValue($0.hash) }, row: { Rows.fragment($1) })
         case Schema.invoice.name:
-            guard case .text(let text) = key, let invoice = InvoiceKey(text: text) else { return nil }
-            row = state.invoices[invoice].map(Rows.invoice)
-        case Schema.financingRequest.name: row = hash.flatMap { state.financingRequests[$0] }.map(Rows.financingRequest)
-        default: row = nil
-        }
-        guard let row, row.first == key else { return nil }
-        return row
-    }
-
-    /// The key of every record of `table` in `state`, as its row holds it.
-    static func keys(of table: Schema.Table, in state: MemoryLedgerState) -> [SQLValue] {
-        switch table.name {
-        case Schema.member.name: state.members.keys.map { SQLValue($0) }
-        case Schema.nonce.name: state.nonces.keys.map { SQLValue($0) }
-        case Schema.root.name: state.roots.keys.map { SQLValue($0.hash) }
-        case Schema.fragment.name: state.fragments.keys.map { SQLValue($0.hash) }
-        case Schema.invoice.name: state.invoices.keys.map(Rows.invoiceID)
-        case Schema.financingRequest.name: state.financingRequests.keys.map { SQLValue($0) }
-        default: []
+            return view(state.invoices, key: { if case .text(let text) = $0 { InvoiceKey(text: text) } else { nil } },
+                        sqlKey: Rows.invoiceID, row: { Rows.invoice($1) })
+        case Schema.financingRequest.name:
+            return view(state.financingRequests, key: hash, sqlKey: { SQLValue($0) }, row: { Rows.financingRequest($1) })
+        default: return Records(count: 0, row: { _ in nil }, keys: { [] })
         }
     }
 
@@ -525,6 +518,7 @@ private struct Run {
 
     private static func compareStateTable(_ table: Schema.Table, connection: Connection, state: MemoryLedgerState,
                                           keepingKeys: Bool) throws -> [StateMismatch] {
+        let records = records(of: table, in: state)
         var found: [StateMismatch] = []
         var matched = 0
         var seen = Set<SQLValue>()
@@ -533,7 +527,7 @@ private struct Run {
         while let row = try statement.next() {
             let stored = row.values
             let key = stored.first ?? .null
-            guard !keepingKeys || seen.insert(key).inserted, let wanted = expectedRow(table, key: key, in: state) else {
+            guard !keepingKeys || seen.insert(key).inserted, let wanted = records.row(key) else {
                 found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
                 continue
             }
@@ -544,11 +538,11 @@ private struct Run {
         }
         // Named in the key's order, so of several bad rows the same one is named whatever the file's order.
         found.sort { $0.key.description < $1.key.description }
-        guard matched < rows(of: table, in: state) else { return found }
+        guard matched < records.count else { return found }
         if !keepingKeys {
             seen = Set(try connection.statement("SELECT \(table.columns[0]) FROM \(table.quotedName)").map { $0.value(0) })
         }
-        for key in keys(of: table, in: state).filter({ !seen.contains($0) }).sorted(by: { $0.description < $1.description }) {
+        for key in records.keys().filter({ !seen.contains($0) }).sorted(by: { $0.description < $1.description }) {
             found.append(StateMismatch(table: table.name, key: key, message: "is missing from the file", recomputed: true))
         }
         return found
@@ -558,21 +552,24 @@ private struct Run {
 /// Reads batches of block and transaction rows on a connection and thread of its own, so the
 /// verifying thread finds the next batch read while it verifies the one before.
 final class BatchReader: @unchecked Sendable {
+    /// A batch's block rows and transaction rows, in height (and position) order.
+    typealias Batch = (blocks: [[SQLValue]], transactions: [[SQLValue]])
+
     /// One batch being read.
     final class Pending: @unchecked Sendable {
         let heights: ClosedRange<UInt64>
         private let done = DispatchSemaphore(value: 0)
-        fileprivate var result: Result<(blocks: [[SQLValue]], transactions: [[SQLValue]]), any Error>?
+        fileprivate var result: Result<Batch, any Error>?
 
         init(heights: ClosedRange<UInt64>) { self.heights = heights }
 
-        fileprivate func finish(_ result: Result<(blocks: [[SQLValue]], transactions: [[SQLValue]]), any Error>) {
+        fileprivate func finish(_ result: Result<Batch, any Error>) {
             self.result = result
             done.signal()
         }
 
         /// The batch's block rows and transaction rows, in height (and position) order; waits for them.
-        func rows() throws -> (blocks: [[SQLValue]], transactions: [[SQLValue]]) {
+        func rows() throws -> Batch {
             done.wait()
             done.signal()   // a second call returns at once
             return try result!.get()
@@ -605,7 +602,7 @@ final class BatchReader: @unchecked Sendable {
         return pending
     }
 
-    private func rows(_ heights: ClosedRange<UInt64>) throws -> (blocks: [[SQLValue]], transactions: [[SQLValue]]) {
+    private func rows(_ heights: ClosedRange<UInt64>) throws -> Batch {
         try connection.readTransaction {
             let bounds: [SQLValue] = [.integer(Int64(heights.lowerBound)), .integer(Int64(heights.upperBound))]
             let blocks = try connection.statement(

@@ -261,32 +261,12 @@ extension NodeCommand.Start {
     func verifyLedgerBeforeStart(dataDirectory: String, genesis: Genesis, validator: String, publicKey: PublicKey,
                                  suite: any CryptoSuite, log: NodeLog) throws {
         let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
-        let sealPath = LedgerSeal.path(forLedger: ledger)
         guard FileManager.default.fileExists(atPath: ledger) else {
-            unlink(sealPath)
+            unlink(LedgerSeal.path(forLedger: ledger))
             log.info("no ledger in \(dataDirectory) yet: starting from genesis and syncing from peers")
             return
         }
-        // A seal this validator wrote at its clean stop, over a file that has not changed since,
-        // stands for the check (DECISIONS 47). It is used once: removed before the file is opened.
-        let seal = LedgerSeal.load(sealPath)
-        let removed = unlink(sealPath) == 0
-        if !removed, errno != ENOENT {
-            log.info("cannot remove the seal \(sealPath) (\(String(cString: strerror(errno)))), so it is not used: verifying the whole ledger")
-        } else if removed {
-            if let seal {
-                let started = ContinuousClock.now
-                if let why = seal.mismatch(ledger: ledger, chainID: genesis.chainID, validator: validator, publicKey: publicKey, suite: suite) {
-                    log.info("not using the ledger's seal (\(why)): verifying the whole ledger")
-                } else {
-                    log.info(String(format: "ledger unchanged since this node sealed it at its clean stop (block %llu, %@; file digest checked in %.2f s): not re-executed; `scf ledger verify` checks everything",
-                                    seal.height, String(seal.tipHash.prefix(12)), Self.seconds(since: started)))
-                    return
-                }
-            } else {
-                log.info("the seal \(sealPath) does not parse: verifying the whole ledger")
-            }
-        }
+        if startsFromSeal(ledger: ledger, genesis: genesis, validator: validator, publicKey: publicKey, suite: suite, log: log) { return }
         let resync = """
             This node will not serve or vote on a ledger it cannot verify. To resync from the other validators: \
             `scf node resync --config \(config)` (moves \(dataDirectory) aside into a dated quarantine folder, deleting nothing, \
@@ -317,14 +297,37 @@ extension NodeCommand.Start {
                         report.verifiedBlocks, report.transactions, report.tip.hash.short, report.seconds))
     }
 
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    /// Whether a seal this validator wrote at its clean stop, over a file that has not changed
+    /// since, stands for the check (DECISIONS 47). A seal is used once: removed here, before the
+    /// file is opened, whatever it says.
+    func startsFromSeal(ledger: String, genesis: Genesis, validator: String, publicKey: PublicKey, suite: any CryptoSuite,
+                        log: NodeLog) -> Bool {
+        let path = LedgerSeal.path(forLedger: ledger)
+        let seal = LedgerSeal.load(path)
+        guard unlink(path) == 0 else {
+            if errno != ENOENT {
+                log.info("cannot remove the seal \(path) (\(String(cString: strerror(errno)))), so it is not used: verifying the whole ledger")
+            }
+            return false
+        }
+        guard let seal else {
+            log.info("the seal \(path) does not parse: verifying the whole ledger")
+            return false
+        }
+        let started = ContinuousClock.now
+        if let why = seal.mismatch(ledger: ledger, chainID: genesis.chainID, validator: validator, publicKey: publicKey, suite: suite) {
+            log.info("not using the ledger's seal (\(why)): verifying the whole ledger")
+            return false
+        }
+        log.info(String(format: "ledger unchanged since this node sealed it at its clean stop (block %llu, %@; file digest checked in %.2f s): not re-executed; `scf ledger verify` checks everything",
+                        seal.height, String(seal.tipHash.prefix(12)), (ContinuousClock.now - started).seconds))
+        return true
     }
 
     /// After a clean stop: seals the closed ledger file so the next start need not re-execute it
-    /// (DECISIONS 47). Not when a write-ahead log is left beside it (another process still had the
-    /// file open): the next start checks the whole ledger then, as after a crash.
+    /// (DECISIONS 47). Not when `LedgerSeal.unsealable` objects (a log or journal left beside it,
+    /// a link) or the file moved while it was hashed: the next start checks the whole ledger then,
+    /// as after a crash.
     func sealLedger(dataDirectory: String, genesis: Genesis, validator: String, tip: ChainTip, key: any SigningKey,
                     suite: any CryptoSuite, log: NodeLog) {
         let ledger = (dataDirectory as NSString).appendingPathComponent("ledger.sqlite")
@@ -343,7 +346,7 @@ extension NodeCommand.Start {
             }
             try seal.write(to: LedgerSeal.path(forLedger: ledger))
             log.info(String(format: "sealed the ledger at block %llu for a fast next start (%.2f s)", tip.height.value,
-                            Self.seconds(since: started)))
+                            (ContinuousClock.now - started).seconds))
         } catch {
             log.info("could not seal the ledger (\(error)); the next start checks the whole ledger")
         }
