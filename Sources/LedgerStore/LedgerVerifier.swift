@@ -38,8 +38,12 @@ public struct LedgerVerifier: Sendable {
         public var progressInterval: Int
         /// Check signatures on all cores.
         public var parallelSignatures: Bool
-        /// Blocks read and signature-checked together.
+        /// Blocks read and signature-checked together (at most).
         public var batchSize: Int
+        /// Transactions read and signature-checked together (at most; a block larger than this is
+        /// a batch of its own): with the read-ahead, two batches are decoded at once, so this
+        /// bounds that memory whatever the blocks' size.
+        public var batchTransactions: Int
         /// Check every client transaction's signature (the default, and what `scf ledger verify`
         /// does). When false, client signatures are trusted because each block's commit certificate
         /// is checked: the certificate signs the block hash, which commits to the transactions root,
@@ -53,14 +57,35 @@ public struct LedgerVerifier: Sendable {
         /// certificate shows a quorum executed it with the check and agreed on its state digest,
         /// which re-execution must reproduce. A node's start-up check skips them too.
         public var checksInvariants: Bool
+        /// The most record rows (receivables, fragments, invoices and financing requests, as the
+        /// file counts them) whose recomputed state is held in memory, at roughly a kilobyte each.
+        /// A larger ledger recomputes them into a scratch file in `scratchDirectory` instead
+        /// (`ScratchState`): memory then stays flat however long the history, for a slower run.
+        /// Nil: always in memory.
+        public var recordsInMemory: Int?
+        /// Where the scratch file goes (created and deleted by the run; nil: the system's
+        /// temporary directory). A node uses its data directory.
+        public var scratchDirectory: String?
 
-        public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256,
-                    checksClientSignatures: Bool = true, checksInvariants: Bool = true) {
+        /// The default `recordsInMemory`: about 170 MB of recomputed state (a 303,000-transaction
+        /// bench ledger holds 398,000 record rows, and its state took about 460 MB in memory), so a
+        /// node's start-up check stays under the 300 MB a running node stays under.
+        public static let defaultRecordsInMemory = 150_000
+
+        /// Whether `name` is a scratch file a verification made (one left by an interrupted run can go).
+        public static func isScratchFile(_ name: String) -> Bool { name.hasPrefix(ScratchState.namePrefix) }
+
+        public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256, batchTransactions: Int = 16_384,
+                    checksClientSignatures: Bool = true, checksInvariants: Bool = true,
+                    recordsInMemory: Int? = Options.defaultRecordsInMemory, scratchDirectory: String? = nil) {
             self.progressInterval = max(1, progressInterval)
             self.parallelSignatures = parallelSignatures
             self.batchSize = max(1, batchSize)
+            self.batchTransactions = max(1, batchTransactions)
             self.checksClientSignatures = checksClientSignatures
             self.checksInvariants = checksInvariants
+            self.recordsInMemory = recordsInMemory.map { max(0, $0) }
+            self.scratchDirectory = scratchDirectory
         }
     }
 
@@ -217,7 +242,7 @@ private struct Run {
     let clock: ContinuousClock
     let start: ContinuousClock.Instant
 
-    var state: MemoryLedgerState
+    var state: RecomputedState
     var tip: ChainTip
     var verifiedBlocks = 0
     var transactions = 0
@@ -242,7 +267,7 @@ private struct Run {
         self.options = options
         self.clock = clock
         self.start = start
-        self.state = MemoryLedgerState(genesis: genesis)
+        self.state = RecomputedState(genesis: genesis)
         self.tip = BlockExecutor.genesisTip(genesis: genesis, suite: suite)
     }
 
@@ -263,12 +288,16 @@ private struct Run {
         if let row = try maxStatement.next(), !row.isNull(0) { lastHeight = Height(UInt64(bitPattern: row.int64(0))) }
         if let stopHeight, stopHeight < lastHeight { lastHeight = stopHeight }
         maxStatement.reset()
-        try reserveStateCapacity(connection)
+        try prepareState(connection)
         // The next batch's rows are read on a connection of their own while this one is verified.
         let reader = try BatchReader(path: path, ahead: options.parallelSignatures)
         defer { reader.cancel() }
+        let batches = try batchRanges(connection)
+        var nextBatch = 0
         func range(from first: UInt64) -> ClosedRange<UInt64>? {
-            first <= lastHeight.value ? first...min(first + UInt64(options.batchSize) - 1, lastHeight.value) : nil
+            guard nextBatch < batches.count else { return nil }
+            defer { nextBatch += 1 }
+            return batches[nextBatch]
         }
         var pending = range(from: 1).map(reader.read)
         while let current = pending {
@@ -295,31 +324,66 @@ private struct Run {
         return nil
     }
 
-    /// Sizes the in-memory state's tables for the rows the file holds, so they do not grow by
-    /// doubling (each growth copies every record into fresh pages: a fifth of the verifying
-    /// thread's time on a 300,000-transaction ledger). A damaged count only costs memory: it is
-    /// capped, and the tables still grow past it if they must.
-    mutating func reserveStateCapacity(_ connection: Connection) throws {
+    /// Heights 1 through the last, cut into batches of at most `batchSize` blocks and, as the
+    /// block rows state their transaction counts, `batchTransactions` transactions (a wrong count
+    /// only changes a batch's size: the block still fails its own checks).
+    func batchRanges(_ connection: Connection) throws -> [ClosedRange<UInt64>] {
+        var ranges: [ClosedRange<UInt64>] = []
+        let most = UInt64(options.batchSize)
+        func append(_ from: UInt64, _ to: UInt64) {
+            var start = from
+            while start <= to {
+                let end = min(to, start + most - 1)
+                ranges.append(start...end)
+                start = end + 1
+            }
+        }
+        var first: UInt64 = 1, count = 0
+        let statement = try connection.statement("SELECT height, transactionCount FROM block WHERE height >= 1 AND height <= ? ORDER BY height")
+            .bind(SQLValue(lastHeight))
+        while let row = try statement.next() {
+            let height = UInt64(bitPattern: row.int64(0)), size = Int(min(max(row.int64(1), 0), Int64(Int32.max)))
+            if height > first, height - first + 1 > most || count + size > options.batchTransactions {
+                append(first, height - 1)
+                (first, count) = (height, 0)
+            }
+            count += size
+        }
+        if first <= lastHeight.value { append(first, lastHeight.value) }
+        return ranges
+    }
+
+    /// Chooses where the recomputed state lives from the record rows the file holds (memory up to
+    /// `Options.recordsInMemory`, else a scratch file), and sizes the in-memory tables for those
+    /// rows, so they do not grow by doubling (each growth copies every record into fresh pages: a
+    /// fifth of the verifying thread's time on a 300,000-transaction ledger). A damaged count only
+    /// costs memory or time: it is capped, and the tables still grow past it if they must.
+    mutating func prepareState(_ connection: Connection) throws {
         func rows(_ table: Schema.Table) throws -> Int {
             let statement = try connection.statement("SELECT count(*) FROM \(table.quotedName)")
             defer { statement.reset() }
             guard let row = try statement.next() else { return 0 }
             return Int(min(max(row.int64(0), 0), 4_000_000))
         }
-        try connection.readTransaction {
-            state.nonces.reserveCapacity(try rows(Schema.nonce))
-            state.roots.reserveCapacity(try rows(Schema.root))
-            state.fragments.reserveCapacity(try rows(Schema.fragment))
-            state.invoices.reserveCapacity(try rows(Schema.invoice))
-            state.financingRequests.reserveCapacity(try rows(Schema.financingRequest))
+        let counts = try connection.readTransaction {
+            try [Schema.nonce, Schema.root, Schema.fragment, Schema.invoice, Schema.financingRequest].map(rows)
         }
+        state.memory.nonces.reserveCapacity(counts[0])
+        if let limit = options.recordsInMemory, counts.dropFirst().reduce(0, +) > limit {
+            state = RecomputedState(genesis: genesis, scratch: try ScratchState(path: ScratchState.newPath(in: options.scratchDirectory)))
+            return
+        }
+        state.memory.roots.reserveCapacity(counts[1])
+        state.memory.fragments.reserveCapacity(counts[2])
+        state.memory.invoices.reserveCapacity(counts[3])
+        state.memory.financingRequests.reserveCapacity(counts[4])
     }
 
     /// Decodes a batch of blocks and checks their rows, certificates and transaction signatures,
     /// with helpers on the other cores working ahead of the caller.
     func prepareBatch(heights: ClosedRange<UInt64>, rows: [UInt64: [SQLValue]]) -> PreparationQueue {
         let first = heights.lowerBound
-        let keys = state.members.mapValues(\.publicKey)
+        let keys = state.memory.members.mapValues(\.publicKey)
         let suite = suite, validators = validators, chainID = genesis.chainID
         let checksClientSignatures = options.checksClientSignatures
         let helpers = options.parallelSignatures ? max(1, PreparationQueue.processorCount - 1) : 0
@@ -340,7 +404,7 @@ private struct Run {
         let block = committed.block
         // Signatures were checked with the keys known at the start of the batch; keys never change
         // once registered, but confirm each key is still the signer's before trusting the check.
-        let trusted = item.signaturesChecked && item.keysUsed.allSatisfy { state.members[$0.0]?.publicKey == $0.1 }
+        let trusted = item.signaturesChecked && item.keysUsed.allSatisfy { state.memory.members[$0.0]?.publicKey == $0.1 }
         let result: ExecutionResult
         do {
             result = try executor.validate(block, on: tip, state: state, signatures: trusted ? .trusted : .verify,
@@ -363,7 +427,7 @@ private struct Run {
                                            message: "transaction \(position) (\(transaction.id.short)): \(difference)")
             }
         }
-        state.apply(result.changes)
+        try state.apply(result.changes)
         if watched != nil { record(result.changes, at: height) }
         tip = ChainTip(height: height, hash: item.hash, stateDigest: block.header.stateDigest, timestamp: block.header.timestamp)
         verifiedBlocks += 1
@@ -409,12 +473,13 @@ private struct Run {
                                        message: "\(stray) transaction rows belong to no stored block")
         }
         // Each state table is compared on a connection and thread of its own.
+        try state.scratch?.finish()
         let found = try Run.compareStateTables(path: path, state: state, parallel: options.parallelSignatures)
         guard !found.isEmpty else { return nil }
         // A row differs: verify the blocks again, this time noting which block last wrote each
         // differing row, and blame the earliest (an untouched genesis member on genesis, an
         // invented row on the tip). The blocks verified once, so they verify again.
-        state = MemoryLedgerState()   // not needed any more: the second pass holds its own
+        state = RecomputedState(genesis: genesis)   // not needed any more (nor its scratch file): the second pass holds its own
         var again = Run(path: path, genesis: genesis, suite: suite, options: options, clock: clock, start: start)
         again.watched = Dictionary(grouping: found, by: \.table).mapValues { Set($0.map(\.key)) }
         again.stopHeight = tip.height
@@ -443,9 +508,9 @@ private struct Run {
     /// Every state table's rows compared with `state`'s records, tables in `Schema.stateTables`
     /// order; with `parallel`, on every core at once (the largest tables first), each table
     /// read on a connection of its own.
-    static func compareStateTables(path: String, state: MemoryLedgerState, parallel: Bool) throws -> [StateMismatch] {
+    static func compareStateTables(path: String, state: RecomputedState, parallel: Bool) throws -> [StateMismatch] {
         let tables = Schema.stateTables
-        let sizes = tables.map { records(of: $0, in: state).count }
+        let sizes = tables.map { state.scratch?.counts[$0.name] ?? records(of: $0, in: state.memory).count }
         let largestFirst = tables.indices.sorted { sizes[$0] > sizes[$1] }
         let results = Mutex<[Result<[StateMismatch], any Error>?]>(Array(repeating: nil, count: tables.count))
         let compare = { @Sendable (slot: Int) in
@@ -467,8 +532,32 @@ private struct Run {
     /// no other spelling), and every record's key as its row holds it.
     struct Records {
         let count: Int
-        let row: (SQLValue) -> [SQLValue]?
-        let keys: () -> [SQLValue]
+        let row: (SQLValue) throws -> [SQLValue]?
+        let keys: () throws -> [SQLValue]
+    }
+
+    /// `records(of:in:)` of a recomputed state: a record table kept in a scratch file is read
+    /// there, on a connection of the caller's own (one per table compared).
+    static func records(of table: Schema.Table, in state: RecomputedState) throws -> Records {
+        guard let scratch = state.scratch, ScratchState.tables.contains(where: { $0.name == table.name }) else {
+            return records(of: table, in: state.memory)
+        }
+        let reader = try scratch.reader()
+        func view<Record: CanonicalDecodable>(_ type: Record.Type, row: @escaping (Record) -> [SQLValue]) -> Records {
+            Records(count: scratch.counts[table.name] ?? 0,
+                    row: { stored in
+                        guard let record: Record = try ScratchState.record(table, stored, connection: reader) else { return nil }
+                        let row = row(record)
+                        return row.first == stored ? row : nil
+                    },
+                    keys: { try reader.statement("SELECT id FROM \(table.quotedName)").map { $0.value(0) } })
+        }
+        switch table.name {
+        case Schema.root.name: return view(ReceivableRoot.self, row: Rows.root)
+        case Schema.fragment.name: return view(Fragment.self, row: Rows.fragment)
+        case Schema.invoice.name: return view(InvoiceRecord.self, row: Rows.invoice)
+        default: return view(FinancingRequest.self, row: Rows.financingRequest)
+        }
     }
 
     static func records(of table: Schema.Table, in state: MemoryLedgerState) -> Records {
@@ -507,7 +596,7 @@ private struct Run {
     /// the rows that found their record shows whether any are missing; a file whose table lost
     /// that key (an edited schema) is compared again keeping every key seen, so a key stored twice
     /// is reported as well.
-    static func compareStateTable(_ table: Schema.Table, path: String, state: MemoryLedgerState) throws -> [StateMismatch] {
+    static func compareStateTable(_ table: Schema.Table, path: String, state: RecomputedState) throws -> [StateMismatch] {
         let connection = try Connection(path: path, readOnly: true)
         return try connection.readTransaction {
             let distinct = try connection.statement("SELECT count(DISTINCT \(table.columns[0])), count(*) FROM \(table.quotedName)")
@@ -516,9 +605,9 @@ private struct Run {
         }
     }
 
-    private static func compareStateTable(_ table: Schema.Table, connection: Connection, state: MemoryLedgerState,
+    private static func compareStateTable(_ table: Schema.Table, connection: Connection, state: RecomputedState,
                                           keepingKeys: Bool) throws -> [StateMismatch] {
-        let records = records(of: table, in: state)
+        let records = try records(of: table, in: state)
         var found: [StateMismatch] = []
         var matched = 0
         var seen = Set<SQLValue>()
@@ -527,7 +616,7 @@ private struct Run {
         while let row = try statement.next() {
             let stored = row.values
             let key = stored.first ?? .null
-            guard !keepingKeys || seen.insert(key).inserted, let wanted = records.row(key) else {
+            guard !keepingKeys || seen.insert(key).inserted, let wanted = try records.row(key) else {
                 found.append(StateMismatch(table: table.name, key: key, message: "is not in the state recomputed from the blocks", recomputed: false))
                 continue
             }
@@ -542,7 +631,7 @@ private struct Run {
         if !keepingKeys {
             seen = Set(try connection.statement("SELECT \(table.columns[0]) FROM \(table.quotedName)").map { $0.value(0) })
         }
-        for key in records.keys().filter({ !seen.contains($0) }).sorted(by: { $0.description < $1.description }) {
+        for key in try records.keys().filter({ !seen.contains($0) }).sorted(by: { $0.description < $1.description }) {
             found.append(StateMismatch(table: table.name, key: key, message: "is missing from the file", recomputed: true))
         }
         return found

@@ -8,9 +8,46 @@ import Testing
     let fixture = ChainFixture.shared
     var consortium: TestConsortium { fixture.consortium }
 
-    func verify(_ path: String, parallel: Bool = true) throws -> VerificationReport {
-        try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 16))
+    /// `scratch`: the recomputed records go to a scratch file (as a node does on a large ledger).
+    func verify(_ path: String, parallel: Bool = true, scratch: Bool = false) throws -> VerificationReport {
+        try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 16,
+                                          recordsInMemory: scratch ? 0 : nil, scratchDirectory: scratch ? (path as NSString).deletingLastPathComponent : nil))
             .verify(path: path, genesis: consortium.genesis)
+    }
+
+    /// Batches are cut by transactions as well as blocks (a batch of one block when one block
+    /// alone exceeds the limit); the outcome does not depend on the cut.
+    @Test(arguments: [1, 7, 100])
+    func batchesCutByTransactionsVerifyTheSame(batchTransactions: Int) throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let report = try LedgerVerifier(options: .init(progressInterval: 10, batchSize: 16, batchTransactions: batchTransactions))
+            .verify(path: path, genesis: consortium.genesis)
+        #expect(report.failure == nil, "\(report.summary)")
+        #expect(report.verifiedBlocks == fixture.blocks)
+        #expect(report.transactions == fixture.transactions)
+        try forgeSignature(in: path, height: 29, position: 0)
+        let forged = try LedgerVerifier(options: .init(progressInterval: 10, batchSize: 16, batchTransactions: batchTransactions))
+            .verify(path: path, genesis: consortium.genesis)
+        #expect(forged.failure?.height == Height(29), "\(forged.summary)")
+    }
+
+    /// With the records in a scratch file the report is the same, and the file is gone afterwards.
+    @Test(arguments: [true, false])
+    func aGoodChainVerifiesWithItsRecordsInAScratchFile(parallel: Bool) throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let inMemory = try verify(path, parallel: parallel)
+        let scratch = try verify(path, parallel: parallel, scratch: true)
+        #expect(scratch.failure == nil, "\(scratch.summary)")
+        #expect(scratch.verifiedBlocks == inMemory.verifiedBlocks)
+        #expect(scratch.transactions == inMemory.transactions)
+        #expect(scratch.rejectedTransactions == inMemory.rejectedTransactions)
+        #expect(scratch.tip == inMemory.tip)
+        let left = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+        #expect(!left.contains { $0.hasPrefix(".scf-verify") }, "\(left)")
+        // The default budget keeps this small fixture in memory; the scratch run above did not.
+        #expect(fixture.state.fragments.count < LedgerVerifier.Options.defaultRecordsInMemory)
     }
 
     @Test(arguments: [true, false])
@@ -197,7 +234,8 @@ import Testing
         #expect(report.verifiedBlocks == 46)
     }
 
-    @Test func anEditedAmountInAStateTableIsCaughtAndBlamedOnTheBlockThatWroteIt() throws {
+    @Test(arguments: [false, true])
+    func anEditedAmountInAStateTableIsCaughtAndBlamedOnTheBlockThatWroteIt(scratch: Bool) throws {
         // A live fragment last written in the middle of the chain.
         let candidates = fixture.state.fragments.values.filter { $0.state.isLive && $0.outstanding.value > 1 }
             .sorted { (fixture.lastFragmentWrite[$0.id]!, $0.id) < (fixture.lastFragmentWrite[$1.id]!, $1.id) }
@@ -212,7 +250,7 @@ import Testing
             try tamper(path) { connection in
                 try connection.statement("UPDATE fragment SET outstanding = outstanding + 100 WHERE id = ?").bind(.blob(fragment.id.hash.bytes)).run()
             }
-            let report = try verify(path)
+            let report = try verify(path, scratch: scratch)
             let failure = try #require(report.failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.height == writer, "\(failure)")
@@ -228,7 +266,7 @@ import Testing
             try tamper(path) { connection in
                 try connection.statement(Schema.fragment.upsertSQL).bind(Rows.fragment(edited)).run()
             }
-            let failure = try #require(try verify(path).failure)
+            let failure = try #require(try verify(path, scratch: scratch).failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.height == writer)
         }
@@ -239,7 +277,7 @@ import Testing
             try tamper(path) { connection in
                 try connection.statement("DELETE FROM fragment WHERE id = ?").bind(.blob(fragment.id.hash.bytes)).run()
             }
-            let failure = try #require(try verify(path).failure)
+            let failure = try #require(try verify(path, scratch: scratch).failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.height == writer)
             #expect(failure.message.contains("missing"))
@@ -250,7 +288,7 @@ import Testing
             try tamper(path) { connection in
                 try connection.statement(Schema.nonce.upsertSQL).bind(Rows.nonce(TestConsortium.regulator, 9_999)).run()
             }
-            let failure = try #require(try verify(path).failure)
+            let failure = try #require(try verify(path, scratch: scratch).failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.message.contains("nonce"))
         }
@@ -258,8 +296,8 @@ import Testing
 
     /// The verifier learns which block last wrote a differing row in a second pass over the
     /// blocks (the first records nothing), on one core or several.
-    @Test(arguments: [true, false])
-    func aRowNoBlockWroteIsBlamedOnGenesisAndAnInventedRowOnTheTip(parallel: Bool) throws {
+    @Test(arguments: [true, false], [false, true])
+    func aRowNoBlockWroteIsBlamedOnGenesisAndAnInventedRowOnTheTip(parallel: Bool, scratch: Bool) throws {
         // Genesis members no block of the fixture changed.
         let untouched = consortium.genesis.members.filter { fixture.state.members[$0.id] == $0 }.sorted { $0.id < $1.id }
         let member = try #require(untouched.first)
@@ -280,7 +318,7 @@ import Testing
             let directory = TemporaryDirectory()
             let path = fixture.copy(into: directory)
             try tamper(path) { connection in for edit in edits { try edit(connection) } }
-            let report = try verify(path, parallel: parallel)
+            let report = try verify(path, parallel: parallel, scratch: scratch)
             let failure = try #require(report.failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.height == height, "\(failure)")
@@ -294,7 +332,7 @@ import Testing
         try tamper(path) { connection in
             try connection.statement("UPDATE invoice SET id = id || '0' WHERE id = ?").bind(Rows.invoiceID(invoice)).run()
         }
-        let report = try verify(path, parallel: parallel)
+        let report = try verify(path, parallel: parallel, scratch: scratch)
         let failure = try #require(report.failure)
         #expect(failure.code == .stateMismatch)
         #expect(failure.message.contains("invoice row \(Rows.invoiceID(invoice)): is missing from the file"), "\(failure)")
@@ -305,8 +343,8 @@ import Testing
 
     /// A state table rebuilt without its primary key can hold a row twice; the copy is caught, and
     /// so is a row deleted beside it (a count of matched rows alone would balance the two).
-    @Test(arguments: [true, false])
-    func aRowStoredTwiceIsCaughtInATableThatLostItsKey(parallel: Bool) throws {
+    @Test(arguments: [true, false], [false, true])
+    func aRowStoredTwiceIsCaughtInATableThatLostItsKey(parallel: Bool, scratch: Bool) throws {
         let written = fixture.state.fragments.keys.sorted().filter { fixture.lastFragmentWrite[$0]! >= Height(5) }
         let (twice, deleted) = (try #require(written.first), try #require(written.last))
         let (twiceWriter, deletedWriter) = (fixture.lastFragmentWrite[twice]!, fixture.lastFragmentWrite[deleted]!)
@@ -322,7 +360,7 @@ import Testing
                 try connection.statement("INSERT INTO fragment SELECT * FROM fragment WHERE id = ?").bind(SQLValue(twice.hash)).run()
                 if deleting { try connection.statement("DELETE FROM fragment WHERE id = ?").bind(SQLValue(deleted.hash)).run() }
             }
-            let report = try verify(path, parallel: parallel)
+            let report = try verify(path, parallel: parallel, scratch: scratch)
             let failure = try #require(report.failure)
             #expect(failure.code == .stateMismatch)
             #expect(failure.height == (deleting ? min(twiceWriter, deletedWriter) : twiceWriter), "\(failure)")

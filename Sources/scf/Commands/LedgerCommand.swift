@@ -27,6 +27,25 @@ struct LedgerCommand: AsyncParsableCommand {
         var json = false
         @Flag(help: "Check signatures on one core only.")
         var singleCore = false
+        @Option(help: ArgumentHelp("""
+            Hold the recomputed state in memory up to this many record rows (receivables, fragments, invoices, \
+            financing requests; about 1 KB each); a larger ledger's records go to a scratch file instead, so memory \
+            stays flat (0: always the scratch file).
+            """, valueName: "rows"))
+        var recordsInMemory = LedgerVerifier.Options.defaultRecordsInMemory
+        @Option(help: ArgumentHelp("Where the scratch file goes (removed at the end). Default: the system's temporary directory.",
+                                   valueName: "directory"))
+        var scratchDirectory: String?
+
+        func validate() throws {
+            guard recordsInMemory >= 0 else { throw ValidationError("--records-in-memory must be 0 or more, not \(recordsInMemory)") }
+            if let scratchDirectory {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: scratchDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw ValidationError("--scratch-directory \(scratchDirectory) is not a directory")
+                }
+            }
+        }
 
         func run() async throws {
             try await reportingErrors {
@@ -37,7 +56,8 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
                 guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no ledger file at \(path)") }
                 let trusted = try genesis.map { try Genesisfile.load($0).0 }
-                let verifier = LedgerVerifier(options: .init(progressInterval: 500, parallelSignatures: !singleCore))
+                let verifier = LedgerVerifier(options: .init(progressInterval: 500, parallelSignatures: !singleCore,
+                                                             recordsInMemory: recordsInMemory, scratchDirectory: scratchDirectory))
                 let bar = ProgressBar(enabled: !json && isatty(STDERR_FILENO) != 0)
                 let report = try verifier.verify(path: path, genesis: trusted) { progress in
                     bar.update(fraction: progress.fraction, label: "block \(progress.height)/\(progress.lastHeight), \(progress.transactions) tx")
