@@ -66,13 +66,16 @@ public struct LedgerVerifier: Sendable {
         /// Where the scratch file goes (created and deleted by the run; nil: the system's
         /// temporary directory). A node uses its data directory.
         public var scratchDirectory: String?
+        /// Record writes the scratch file collects before it writes them (tests set it low, so a
+        /// small chain's records are read back from the file).
+        var scratchFlushLimit = 20_000
 
         /// The default `recordsInMemory`: about 170 MB of recomputed state (a 303,000-transaction
         /// bench ledger holds 398,000 record rows, and its state took about 460 MB in memory), so a
         /// node's start-up check stays under the 300 MB a running node stays under.
         public static let defaultRecordsInMemory = 150_000
 
-        /// Whether `name` is a scratch file a verification made (one left by an interrupted run can go).
+        /// Whether `name` is a scratch directory a verification made (one left by an interrupted run can go).
         public static func isScratchFile(_ name: String) -> Bool { name.hasPrefix(ScratchState.namePrefix) }
 
         public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256, batchTransactions: Int = 16_384,
@@ -326,7 +329,9 @@ private struct Run {
 
     /// Heights 1 through the last, cut into batches of at most `batchSize` blocks and, as the
     /// block rows state their transaction counts, `batchTransactions` transactions (a wrong count
-    /// only changes a batch's size: the block still fails its own checks).
+    /// only changes a batch's size: the block still fails its own checks). At the first missing
+    /// height the batches end with a batch that reaches it (verification stops there, as missing),
+    /// so a damaged height, however large, never makes more batches than the file has blocks.
     func batchRanges(_ connection: Connection) throws -> [ClosedRange<UInt64>] {
         var ranges: [ClosedRange<UInt64>] = []
         let most = UInt64(options.batchSize)
@@ -338,18 +343,21 @@ private struct Run {
                 start = end + 1
             }
         }
-        var first: UInt64 = 1, count = 0
+        var first: UInt64 = 1, count = 0, expected: UInt64 = 1
         let statement = try connection.statement("SELECT height, transactionCount FROM block WHERE height >= 1 AND height <= ? ORDER BY height")
             .bind(SQLValue(lastHeight))
         while let row = try statement.next() {
             let height = UInt64(bitPattern: row.int64(0)), size = Int(min(max(row.int64(1), 0), Int64(Int32.max)))
+            guard height == expected else { break }
             if height > first, height - first + 1 > most || count + size > options.batchTransactions {
                 append(first, height - 1)
                 (first, count) = (height, 0)
             }
             count += size
+            expected = height + 1
         }
-        if first <= lastHeight.value { append(first, lastHeight.value) }
+        // Up to the last block, or to the first missing height.
+        if first <= lastHeight.value { append(first, min(lastHeight.value, expected)) }
         return ranges
     }
 
@@ -370,7 +378,7 @@ private struct Run {
         }
         state.memory.nonces.reserveCapacity(counts[0])
         if let limit = options.recordsInMemory, counts.dropFirst().reduce(0, +) > limit {
-            state = RecomputedState(genesis: genesis, scratch: try ScratchState(path: ScratchState.newPath(in: options.scratchDirectory)))
+            state = RecomputedState(genesis: genesis, scratch: try ScratchState.make(in: options.scratchDirectory, flushLimit: options.scratchFlushLimit))
             return
         }
         state.memory.roots.reserveCapacity(counts[1])
@@ -411,6 +419,9 @@ private struct Run {
                                            checkInvariants: options.checksInvariants)
         } catch let error as BlockValidationError {
             return VerificationFailure(height: height, code: .invalidBlock, message: error.description)
+        } catch let error as StoreError {
+            // Only the scratch file throws these here: a fault of this run, not of the block.
+            throw error
         } catch {
             return VerificationFailure(height: height, code: .invalidBlock, message: "re-execution failed: \(error)")
         }

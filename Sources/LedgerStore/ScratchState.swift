@@ -34,15 +34,19 @@ final class ScratchState: @unchecked Sendable {
     /// Rows per table once `finish()` ran, by table name.
     private(set) var counts: [String: Int] = [:]
 
+    /// The private directory the file is in, removed with it (nil: the caller chose the path).
+    private let directory: String?
+
     /// Creates an empty scratch file at `path`, replacing any file a run that did not finish left there.
-    init(path: String, flushLimit: Int = 20_000) throws {
+    init(path: String, flushLimit: Int = 20_000, directory: String? = nil) throws {
         self.path = path
         self.flushLimit = max(1, flushLimit)
+        self.directory = directory
         Self.remove(path)
         let connection = try Connection(path: path, readOnly: false)
         // Exclusive: the lock is taken once, not (with a look for a hot journal) around every
-        // lookup, which cost a fifth of a run in system calls. `finish()` closes the connection,
-        // which releases it for the readers.
+        // lookup, which took 13% of a full verify in system calls. `finish()` closes the
+        // connection, which releases it for the readers.
         try connection.execute("""
             PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -\(Self.cacheKiB)
             """)
@@ -54,25 +58,40 @@ final class ScratchState: @unchecked Sendable {
         self.connection = connection
     }
 
+    /// A scratch file in a new private directory (`.scf-verify-XXXXXX`, mode 0700, made by
+    /// `mkdtemp`, so no other user can place or link a file where it goes) in `parent` (nil: the
+    /// system's temporary directory); both are removed when the state is released.
+    static func make(in parent: String?, flushLimit: Int = 20_000) throws -> ScratchState {
+        let parent = parent ?? FileManager.default.temporaryDirectory.path
+        var template = Array((parent as NSString).appendingPathComponent(namePrefix + "XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw StoreError(.cannotOpen, """
+                cannot make the verifier's scratch directory in \(parent) (\(String(cString: strerror(errno)))); \
+                free disk space there or name a writable one (scf ledger verify --scratch-directory)
+                """)
+        }
+        let directory = String(cString: made)
+        do {
+            return try ScratchState(path: (directory as NSString).appendingPathComponent("state.sqlite"), flushLimit: flushLimit,
+                                    directory: directory)
+        } catch {
+            rmdir(directory)
+            throw error
+        }
+    }
+
     deinit {
         connection = nil
         Self.remove(path)
+        if let directory { rmdir(directory) }
     }
 
     /// SQLite's page cache for the file (a miss reads the kernel's page cache: 64 MB instead
     /// took 50 MB more memory and saved no time).
     static let cacheKiB = 16_000
 
+    /// How the scratch directories' names begin.
     static let namePrefix = ".scf-verify-"
-    /// Scratch files this process named (part of their names, so two runs never share one).
-    private static let named = Atomic<Int>(0)
-
-    /// A new scratch file's path in `directory` (nil: the system's temporary directory).
-    static func newPath(in directory: String?) -> String {
-        let directory = directory ?? FileManager.default.temporaryDirectory.path
-        let name = "\(namePrefix)\(getpid())-\(named.add(1, ordering: .relaxed).newValue).sqlite"
-        return (directory as NSString).appendingPathComponent(name)
-    }
 
     static func remove(_ path: String) {
         for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) }

@@ -66,6 +66,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path), "released scratch state removes its file")
     }
 
+    @Test func itsOwnPrivateDirectoryIsMadeAndRemoved() throws {
+        let parent = TemporaryDirectory()
+        var made: String?
+        do {
+            let scratch = try ScratchState.make(in: parent.path)
+            made = (scratch.path as NSString).deletingLastPathComponent
+            let directory = try #require(made)
+            #expect(LedgerVerifier.Options.isScratchFile((directory as NSString).lastPathComponent))
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int)
+            #expect(mode == 0o700)
+            try scratch.finish()
+            #expect(FileManager.default.fileExists(atPath: scratch.path))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty, "the directory and file are gone")
+        #expect(made != nil)
+        #expect(throws: StoreError.self) { try ScratchState.make(in: parent.file("no-such-directory")) }
+    }
+
     @Test func aFileLeftByAnInterruptedRunIsReplaced() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("scratch.sqlite")

@@ -9,10 +9,13 @@ import Testing
     var consortium: TestConsortium { fixture.consortium }
 
     /// `scratch`: the recomputed records go to a scratch file (as a node does on a large ledger).
+    /// The scratch file then takes writes three at a time, so records are read back from it.
     func verify(_ path: String, parallel: Bool = true, scratch: Bool = false) throws -> VerificationReport {
-        try LedgerVerifier(options: .init(progressInterval: 10, parallelSignatures: parallel, batchSize: 16,
-                                          recordsInMemory: scratch ? 0 : nil, scratchDirectory: scratch ? (path as NSString).deletingLastPathComponent : nil))
-            .verify(path: path, genesis: consortium.genesis)
+        var options = LedgerVerifier.Options(progressInterval: 10, parallelSignatures: parallel, batchSize: 16,
+                                             recordsInMemory: scratch ? 0 : nil,
+                                             scratchDirectory: scratch ? (path as NSString).deletingLastPathComponent : nil)
+        options.scratchFlushLimit = 3
+        return try LedgerVerifier(options: options).verify(path: path, genesis: consortium.genesis)
     }
 
     /// Batches are cut by transactions as well as blocks (a batch of one block when one block
@@ -385,6 +388,16 @@ import Testing
             let failure = try #require(try verify(path).failure)
             #expect(failure.code == .missingBlock)
             #expect(failure.height == Height(20))
+        }
+        // A block row moved to a far height (a flipped high bit) or below 1: the missing height is
+        // named at once, without a batch for every height of the gap.
+        for (moved, to, missing) in [(48, Int64(1) << 40, 48), (30, Int64(1) << 62, 30), (1, -5, 1)] {
+            let directory = TemporaryDirectory()
+            let path = fixture.copy(into: directory)
+            try tamper(path) { try $0.statement("UPDATE block SET height = ? WHERE height = ?").bind(.integer(to), .integer(Int64(moved))).run() }
+            let failure = try #require(try verify(path).failure)
+            #expect(failure.code == .missingBlock || failure.code == .tipMismatch, "\(failure)")
+            #expect(failure.height == Height(UInt64(missing)), "\(failure)")
         }
         do {
             let other = TestConsortium(extraSuppliers: 12, chainID: "another-chain")

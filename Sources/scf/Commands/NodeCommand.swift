@@ -175,7 +175,8 @@ struct NodeCommand: AsyncParsableCommand {
             // Nothing is served and no vote is cast from a ledger this node cannot verify.
             try verifyLedgerBeforeStart(dataDirectory: path(config.dataDirectory), genesis: genesis, validator: config.validator,
                                         publicKey: key.publicKey, suite: suite, log: log)
-            // The check held the whole recomputed state; give the allocator's free pages back now.
+            // The check held the recomputed state (up to its in-memory budget); give the allocator's
+            // free pages back now.
             HeapTrimmer.trim()
 
             // The demo moves every node's clock forward together (to reach a maturity date) through a
@@ -274,9 +275,9 @@ extension NodeCommand.Start {
             from its peers and checks each commit certificate. `scf ledger verify --data \(ledger)` shows the same report.
             """
         log.info("verifying the ledger in \(ledger) before starting")
-        // A check this node did not finish (a crash, a kill) may have left its scratch file.
+        // A check this node did not finish (a crash, a kill) may have left its scratch directory.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] where LedgerVerifier.Options.isScratchFile(name) {
-            unlink((dataDirectory as NSString).appendingPathComponent(name))
+            try? FileManager.default.removeItem(atPath: (dataDirectory as NSString).appendingPathComponent(name))
         }
         var lastLogged = ContinuousClock.now
         let report: VerificationReport
