@@ -76,7 +76,7 @@ public struct LedgerVerifier: Sendable {
         public static let defaultRecordsInMemory = 150_000
 
         /// Whether `name` is a scratch directory a verification made (one left by an interrupted run can go).
-        public static func isScratchFile(_ name: String) -> Bool { name.hasPrefix(ScratchState.namePrefix) }
+        public static func isScratchDirectory(_ name: String) -> Bool { name.hasPrefix(ScratchState.namePrefix) }
 
         public init(progressInterval: Int = 1_000, parallelSignatures: Bool = true, batchSize: Int = 256, batchTransactions: Int = 16_384,
                     checksClientSignatures: Bool = true, checksInvariants: Bool = true,

@@ -73,7 +73,7 @@ import Testing
             let scratch = try ScratchState.make(in: parent.path)
             made = (scratch.path as NSString).deletingLastPathComponent
             let directory = try #require(made)
-            #expect(LedgerVerifier.Options.isScratchFile((directory as NSString).lastPathComponent))
+            #expect(LedgerVerifier.Options.isScratchDirectory((directory as NSString).lastPathComponent))
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int)
             #expect(mode == 0o700)
             try scratch.finish()

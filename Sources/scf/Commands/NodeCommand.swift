@@ -276,7 +276,7 @@ extension NodeCommand.Start {
             """
         log.info("verifying the ledger in \(ledger) before starting")
         // A check this node did not finish (a crash, a kill) may have left its scratch directory.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] where LedgerVerifier.Options.isScratchFile(name) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? [] where LedgerVerifier.Options.isScratchDirectory(name) {
             try? FileManager.default.removeItem(atPath: (dataDirectory as NSString).appendingPathComponent(name))
         }
         var lastLogged = ContinuousClock.now
