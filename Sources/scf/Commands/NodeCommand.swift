@@ -134,6 +134,9 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: .hidden) var clockOffsetFile: String?
         /// Test and fault drills only: this node misbehaves on purpose (see `ByzantineMode`).
         @Option(help: .hidden) var byzantine: ByzantineMode?
+        /// The start-up check's in-memory budget (`LedgerVerifier.Options.recordsInMemory`); tests
+        /// set 0 to run the check with its records in a scratch file on a small ledger.
+        @Option(help: .hidden) var checkRecordsInMemory: Int?
 
         func run() async throws {
             try await reportingErrors { try await runNode() }
@@ -285,6 +288,7 @@ extension NodeCommand.Start {
             // A large ledger's recomputed records go to a scratch file in the data directory, so the
             // check's memory stays flat however long the history (DECISIONS 48).
             let options = LedgerVerifier.Options(progressInterval: 1_000, checksClientSignatures: false, checksInvariants: false,
+                                                 recordsInMemory: checkRecordsInMemory ?? LedgerVerifier.Options.defaultRecordsInMemory,
                                                  scratchDirectory: dataDirectory)
             report = try LedgerVerifier(options: options).verify(path: ledger, genesis: genesis) { progress in
                 guard ContinuousClock.now - lastLogged >= .seconds(5) else { return }
