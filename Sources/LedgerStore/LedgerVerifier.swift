@@ -419,8 +419,8 @@ private struct Run {
                                            checkInvariants: options.checksInvariants)
         } catch let error as BlockValidationError {
             return VerificationFailure(height: height, code: .invalidBlock, message: error.description)
-        } catch let error as StoreError {
-            // Only the scratch file throws these here: a fault of this run, not of the block.
+        } catch let error as StoreError where error.code == .scratchFile {
+            // A fault of this run, not of the block.
             throw error
         } catch {
             return VerificationFailure(height: height, code: .invalidBlock, message: "re-execution failed: \(error)")
@@ -561,7 +561,7 @@ private struct Run {
                         let row = row(record)
                         return row.first == stored ? row : nil
                     },
-                    keys: { try reader.statement("SELECT id FROM \(table.quotedName)").map { $0.value(0) } })
+                    keys: { try ScratchState.guarded(scratch.path, "read") { try reader.statement("SELECT id FROM \(table.quotedName)").map { $0.value(0) } } })
         }
         switch table.name {
         case Schema.root.name: return view(ReceivableRoot.self, row: Rows.root)

@@ -65,18 +65,32 @@ final class ScratchState: @unchecked Sendable {
         let parent = parent ?? FileManager.default.temporaryDirectory.path
         var template = Array((parent as NSString).appendingPathComponent(namePrefix + "XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
-            throw StoreError(.cannotOpen, """
+            throw StoreError(.scratchFile, """
                 cannot make the verifier's scratch directory in \(parent) (\(String(cString: strerror(errno)))); \
                 free disk space there or name a writable one (scf ledger verify --scratch-directory)
                 """)
         }
         let directory = String(cString: made)
+        let path = (directory as NSString).appendingPathComponent("state.sqlite")
         do {
-            return try ScratchState(path: (directory as NSString).appendingPathComponent("state.sqlite"), flushLimit: flushLimit,
-                                    directory: directory)
+            return try guarded(path, "created") { try ScratchState(path: path, flushLimit: flushLimit, directory: directory) }
         } catch {
             rmdir(directory)
             throw error
+        }
+    }
+
+    /// Runs `body`, reporting any failure as the scratch file's (`StoreError.Code.scratchFile`).
+    static func guarded<T>(_ path: String, _ doing: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as StoreError where error.code == .scratchFile {
+            throw error
+        } catch {
+            throw StoreError(.scratchFile, """
+                the verifier's scratch file \(path) could not be \(doing) (\(error)); free disk space there, or name \
+                another directory (scf ledger verify --scratch-directory) or hold more in memory (--records-in-memory)
+                """)
         }
     }
 
@@ -132,6 +146,11 @@ final class ScratchState: @unchecked Sendable {
     }
 
     static func record<Record: CanonicalDecodable>(_ table: Schema.Table, _ key: SQLValue, connection: Connection) throws -> Record? {
+        try guarded(connection.path, "read") { try unguardedRecord(table, key, connection: connection) }
+    }
+
+    private static func unguardedRecord<Record: CanonicalDecodable>(_ table: Schema.Table, _ key: SQLValue,
+                                                                    connection: Connection) throws -> Record? {
         // The ledger table's own lookup (its key column is `id` too), a string built once.
         let statement = try connection.statement(table.selectRecordSQL).bind(key)
         defer { statement.reset() }
@@ -139,7 +158,7 @@ final class ScratchState: @unchecked Sendable {
         do {
             return try Record(canonicalBytes: row.blob(0))
         } catch {
-            throw StoreError(.corrupt, "the verifier's scratch file \(connection.path) holds a \(table.name) record \(key) that does not decode (\(error)); is the disk failing?")
+            throw StoreError(.scratchFile, "the verifier's scratch file \(connection.path) holds a \(table.name) record \(key) that does not decode (\(error)); is the disk failing?")
         }
     }
 
@@ -159,6 +178,10 @@ final class ScratchState: @unchecked Sendable {
     /// Writes every waiting record, in key order, in one transaction.
     func flush() throws {
         guard pendingCount > 0 else { return }
+        try Self.guarded(path, "written") { try unguardedFlush() }
+    }
+
+    private func unguardedFlush() throws {
         guard let connection else { throw StoreError(.closed, "the verifier's scratch file \(path) was closed") }
         let written = pending
         try connection.writeTransaction {
@@ -187,19 +210,25 @@ final class ScratchState: @unchecked Sendable {
     /// `reader()` sees the whole state (and the state is read only through readers).
     func finish() throws {
         try flush()
+        try Self.guarded(path, "read") { try count() }
+        connection = nil
+    }
+
+    private func count() throws {
         guard let connection else { throw StoreError(.closed, "the verifier's scratch file \(path) was closed") }
         for table in Self.tables {
             counts[table.name] = try connection.statement("SELECT count(*) FROM \(table.quotedName)").map { Int($0.int64(0)) }.first ?? 0
         }
-        self.connection = nil
     }
 
     /// A read-only connection to the file, for one thread, in one read transaction for its life
     /// (the file no longer changes): a lookup then takes no lock of its own.
     func reader() throws -> Connection {
-        let connection = try Connection(path: path, readOnly: true)
-        try connection.control("BEGIN DEFERRED")
-        return connection
+        try Self.guarded(path, "opened") {
+            let connection = try Connection(path: path, readOnly: true)
+            try connection.control("BEGIN DEFERRED")
+            return connection
+        }
     }
 }
 

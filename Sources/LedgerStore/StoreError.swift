@@ -27,6 +27,9 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case closed
         /// Any other SQLite failure.
         case sqlite
+        /// The verifier's scratch file (its working copy of the recomputed state, DECISIONS 48)
+        /// could not be made, written or read: a fault of the run (a full disk), not of the ledger.
+        case scratchFile
     }
 
     public var code: Code

@@ -81,7 +81,7 @@ import Testing
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty, "the directory and file are gone")
         #expect(made != nil)
-        #expect(throws: StoreError.self) { try ScratchState.make(in: parent.file("no-such-directory")) }
+        #expect { try ScratchState.make(in: parent.file("no-such-directory")) } throws: { ($0 as? StoreError)?.code == .scratchFile }
     }
 
     @Test func aFileLeftByAnInterruptedRunIsReplaced() throws {

@@ -18,6 +18,17 @@ import Testing
         return try LedgerVerifier(options: options).verify(path: path, genesis: consortium.genesis)
     }
 
+    /// A scratch file that cannot be made is an error of the run, never a verdict on a block.
+    @Test func aScratchFileThatCannotBeMadeIsAnErrorNotAVerdict() throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let options = LedgerVerifier.Options(recordsInMemory: 0, scratchDirectory: directory.file("no-such-directory"))
+        #expect { try LedgerVerifier(options: options).verify(path: path, genesis: consortium.genesis) } throws: { error in
+            guard let error = error as? StoreError else { return false }
+            return error.code == .scratchFile && error.message.contains("--scratch-directory")
+        }
+    }
+
     /// Batches are cut by transactions as well as blocks (a batch of one block when one block
     /// alone exceeds the limit); the outcome does not depend on the cut.
     @Test(arguments: [1, 7, 100])

@@ -413,8 +413,15 @@ extension Scenarios {
             }
             let leftover = (data as NSString).appendingPathComponent(".scf-verify-leftover")
             if scratch { try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: false) }
+            // The last edit's start is given a scratch directory that does not exist: the check
+            // must fall back to memory and still refuse the ledger.
+            let scratchFails = number == edits.count - 1
             let refused = try CommandRun(consortium.executable, ["node", "start", "--config", config]
-                                         + (scratch ? ["--check-records-in-memory", "0"] : []), seconds: 120)
+                                         + (scratch || scratchFails ? ["--check-records-in-memory", "0"] : [])
+                                         + (scratchFails ? ["--check-scratch-directory", data + "/no-such-directory"] : []), seconds: 120)
+            if scratchFails, !refused.output.contains("checking again with the whole state in memory") {
+                throw CLIError("`scf node start` did not fall back to memory when its scratch file could not be made:\n\(refused.output)")
+            }
             if let left = try FileManager.default.contentsOfDirectory(atPath: data).first(where: { $0.hasPrefix(".scf-verify-") }) {
                 throw CLIError("a verification left \(left) in \(data) (the node's start removes leftovers, and each check its own)")
             }

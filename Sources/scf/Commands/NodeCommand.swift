@@ -137,6 +137,9 @@ struct NodeCommand: AsyncParsableCommand {
         /// The start-up check's in-memory budget (`LedgerVerifier.Options.recordsInMemory`); tests
         /// set 0 to run the check with its records in a scratch file on a small ledger.
         @Option(help: .hidden) var checkRecordsInMemory: Int?
+        /// Where the start-up check's scratch file goes instead of the data directory (tests name
+        /// one that does not exist, to see the check fall back to memory).
+        @Option(help: .hidden) var checkScratchDirectory: String?
 
         func run() async throws {
             try await reportingErrors { try await runNode() }
@@ -283,17 +286,28 @@ extension NodeCommand.Start {
             try? FileManager.default.removeItem(atPath: (dataDirectory as NSString).appendingPathComponent(name))
         }
         var lastLogged = ContinuousClock.now
-        let report: VerificationReport
-        do {
-            // A large ledger's recomputed records go to a scratch file in the data directory, so the
-            // check's memory stays flat however long the history (DECISIONS 48).
-            let options = LedgerVerifier.Options(progressInterval: 1_000, checksClientSignatures: false, checksInvariants: false,
-                                                 recordsInMemory: checkRecordsInMemory ?? LedgerVerifier.Options.defaultRecordsInMemory,
-                                                 scratchDirectory: dataDirectory)
-            report = try LedgerVerifier(options: options).verify(path: ledger, genesis: genesis) { progress in
+        // A large ledger's recomputed records go to a scratch file in the data directory, so the
+        // check's memory stays flat however long the history (DECISIONS 48).
+        var options = LedgerVerifier.Options(progressInterval: 1_000, checksClientSignatures: false, checksInvariants: false,
+                                             recordsInMemory: checkRecordsInMemory ?? LedgerVerifier.Options.defaultRecordsInMemory,
+                                             scratchDirectory: checkScratchDirectory ?? dataDirectory)
+        func verify() throws -> VerificationReport {
+            try LedgerVerifier(options: options).verify(path: ledger, genesis: genesis) { progress in
                 guard ContinuousClock.now - lastLogged >= .seconds(5) else { return }
                 lastLogged = ContinuousClock.now
                 log.info("verifying: block \(progress.height) of \(progress.lastHeight), \(progress.transactions) transactions")
+            }
+        }
+        let report: VerificationReport
+        do {
+            do {
+                report = try verify()
+            } catch let error as StoreError where error.code == .scratchFile {
+                // A disk too full for the scratch file (perhaps why the node stopped) must not keep
+                // it from starting: check in memory instead, as before DECISIONS 48.
+                log.info("the check's scratch file failed (\(error.message)); checking again with the whole state in memory, which takes about 1.2 KB per record row")
+                options.recordsInMemory = nil
+                report = try verify()
             }
         } catch {
             throw CLIError("cannot read the ledger \(ledger): \(error). \(resync)", exitCode: 3)
