@@ -164,7 +164,9 @@ final class LocalConsortium: @unchecked Sendable {
             if let status = try? await status(index), status.peersConnected.count >= peers { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw CLIError("node-\(index) did not come up in \(Int(seconds)) s; see \(directory)/logs/node-\(index).log")
+        let log = (directory as NSString).appendingPathComponent("logs/node-\(index).log")
+        let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(15).joined(separator: "\n") ?? "(no log)"
+        throw CLIError("node-\(index) did not come up in \(Int(seconds)) s; the end of \(log):\n\(tail)")
     }
 
     /// Waits until node `index` has reached `height`.
@@ -183,18 +185,46 @@ final class LocalConsortium: @unchecked Sendable {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    /// A TCP port the OS says is free on 127.0.0.1 right now.
+    /// A TCP port free on 127.0.0.1 right now, below the kernel's range of ephemeral ports
+    /// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768-60999 by default): a port the kernel hands
+    /// out for `bind(0)` comes from that range, which is also where every outgoing connection's
+    /// source port comes from, so between this check and the node's own bind a connection of
+    /// another test or node could take it (a node that then cannot listen never comes up). Ports
+    /// are drawn at random from 20000 up to that range, each tried with a bind; if the range starts
+    /// too low for that, the kernel picks.
     static func freePort() throws -> Int {
+        let low = ephemeralPortRangeStart()
+        if low >= 21_000 {
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<200 {
+                let port = Int.random(in: 20_000..<low, using: &generator)
+                if try bindable(port) != nil { return port }
+            }
+        }
+        guard let port = try bindable(0) else { throw CLIError("cannot bind a socket on 127.0.0.1 to find a free port") }
+        return port
+    }
+
+    /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+    static func ephemeralPortRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+              let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first, let low = Int(first) else { return 32_768 }
+        return low
+    }
+
+    /// Binds a socket to `port` on 127.0.0.1 (0: one the kernel picks) and closes it; the port
+    /// bound, or nil if it is taken.
+    static func bindable(_ port: Int) throws -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CLIError("cannot open a socket to find a free port") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0 else { throw CLIError("cannot bind a socket on 127.0.0.1 to find a free port") }
+        guard bound == 0 else { return nil }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
     }
