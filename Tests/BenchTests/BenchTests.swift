@@ -33,6 +33,28 @@ import Testing
         #expect(recorder.series.count == 4)
     }
 
+    @Test func theTableSplitsLatencyIntoOfferAndAcceptance() {
+        var outcome = BenchLoad.Outcome()
+        for millisecond in 1...100 {
+            outcome.latency.record(latencyMicroseconds: UInt64(millisecond) * 1_000, second: 0)
+            outcome.offerLag.record(latencyMicroseconds: UInt64(millisecond) * 100, second: -1)
+            outcome.answered.record(latencyMicroseconds: UInt64(millisecond) * 300, second: -1)
+        }
+        outcome.seconds = 1
+        var session = SessionReport(mode: "fixed", offeredRate: 100)
+        session.absorb(outcome, ceilingBefore: 1_000, ceilingAfter: 1_000)
+        #expect(session.offerLagMilliseconds.samples == 100)
+        #expect(abs(session.offerLagMilliseconds.p50! - 5) <= 0.1)
+        #expect(abs(session.answeredMilliseconds.p99! - 29.7) <= 0.1)
+        let table = session.table()
+        #expect(table.contains("offer sent p50 5.0"))
+        #expect(table.contains("accepted by the node p50 15.0"))
+        // A run that measured no offers (the old figures, or no load) prints no such line.
+        var empty = SessionReport(mode: "fixed", offeredRate: 100)
+        empty.absorb(BenchLoad.Outcome(), ceilingBefore: 1_000, ceilingAfter: 1_000)
+        #expect(!empty.table().contains("offer sent"))
+    }
+
     final class XMLCheck: NSObject, XMLParserDelegate {
         var elements: [String: Int] = [:]
         func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,

@@ -30,6 +30,11 @@ final class BenchLoad: @unchecked Sendable {
         var committed = 0
         var unresolved = 0
         var latency = LatencyRecorder()
+        /// From the scheduled offer to the request carrying it being sent: the load generator's
+        /// own lag (waiting for an earlier batch's answer, or for what the transaction depends on).
+        var offerLag = LatencyRecorder()
+        /// From the scheduled offer to the node's answer accepting it (admission, signature checked).
+        var answered = LatencyRecorder()
         /// Seconds from the start of the load to the last measured commit seen (or to the end of the schedule).
         var seconds = 0.0
         var blockSizes: [Int] = []
@@ -209,7 +214,24 @@ final class BenchLoad: @unchecked Sendable {
                 roundOf[item.transaction.id] = item.round
                 if item.round < roundLastOffer.count { roundLastOffer[item.round] = now }
                 pending[item.transaction.id] = (item.due, item.measured)
-                if item.measured { outcome.offered += 1 }
+                if item.measured {
+                    outcome.offered += 1
+                    outcome.offerLag.record(latencyMicroseconds: lag(of: item, at: now), second: -1)
+                }
+            }
+        }
+    }
+
+    /// Microseconds from the item's scheduled offer to `time` (0 if not yet due).
+    private func lag(of item: Item, at time: UInt64) -> UInt64 {
+        time > start + item.due ? (time - start - item.due) / 1_000 : 0
+    }
+
+    private func markAnswered(_ batch: [Item]) {
+        let now = Self.now()
+        lock.withLock {
+            for item in batch where item.measured {
+                outcome.answered.record(latencyMicroseconds: lag(of: item, at: now), second: -1)
             }
         }
     }
@@ -277,7 +299,10 @@ final class BenchLoad: @unchecked Sendable {
             }
             // Every transaction accepted: nothing in the answer to read (decoding it cost more
             // than the rest of handling a batch).
-            if status == 200, Self.allAccepted(data) { return true }
+            if status == 200, Self.allAccepted(data) {
+                markAnswered(batch)
+                return true
+            }
             guard let answer = try? JSONDecoder().decode(BatchAnswer.self, from: Data(data)) else {
                 let text = String(decoding: data.prefix(200), as: UTF8.self)
                 noteError("batch to \(nodes[node]) answered \(status): \(text)")
@@ -287,6 +312,7 @@ final class BenchLoad: @unchecked Sendable {
             for (item, result) in zip(batch, answer.results) where !result.accepted {
                 markRefused(item, code: result.code ?? "refused", message: result.message ?? "")
             }
+            markAnswered(zip(batch, answer.results).filter { $0.1.accepted }.map(\.0))
         } catch {
             noteError("batch to \(nodes[node]): \(error)")
             for item in batch { markRefused(item, code: "unreachable", message: "\(error)") }
@@ -325,6 +351,8 @@ final class BenchLoad: @unchecked Sendable {
             let (data, _) = try await session.data(for: request)
             if let view = try? JSONDecoder().decode(TransactionView.self, from: data), view.status == "rejected", view.height == nil {
                 markRefused(item, code: view.code ?? "refused", message: view.message ?? "")
+            } else {
+                markAnswered([item])
             }
         } catch {
             noteError("post to \(nodes[node]): \(error.localizedDescription)")

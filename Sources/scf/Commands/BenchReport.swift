@@ -210,6 +210,10 @@ struct SessionReport: Codable, Sendable {
     var ceilingAfterLoad: Double?
     var ceilingUsed: Double?
     var latencyMilliseconds = LatencyFigures()
+    /// From the scheduled offer to the request being sent (the load generator's own lag), and to
+    /// the node's answer accepting it: the part of the commit latency spent before consensus.
+    var offerLagMilliseconds = LatencyFigures()
+    var answeredMilliseconds = LatencyFigures()
     var refused: [String: Int] = [:]
     var refusedExamples: [String: String] = [:]
     var notCommitted = 0
@@ -245,6 +249,8 @@ struct SessionReport: Codable, Sendable {
         ceilingUsed = ceiling > 0 ? ceiling : nil
         fractionOfCeiling = ceiling > 0 ? committedPerSecond / ceiling : nil
         latencyMilliseconds = LatencyFigures(outcome.latency)
+        offerLagMilliseconds = LatencyFigures(outcome.offerLag)
+        answeredMilliseconds = LatencyFigures(outcome.answered)
         refused = outcome.refused
         refusedExamples = outcome.refusedSamples
         notCommitted = outcome.unresolved
@@ -291,6 +297,10 @@ struct SessionReport: Codable, Sendable {
         }
         let latency = latencyMilliseconds
         out += "  commit latency (ms)  p50 \(ms(latency.p50))  p90 \(ms(latency.p90))  p99 \(ms(latency.p99))  max \(ms(latency.max))  (from the scheduled offer to the block seen)\n"
+        if offerLagMilliseconds.samples > 0 {
+            out += "    of which           offer sent p50 \(ms(offerLagMilliseconds.p50))  p99 \(ms(offerLagMilliseconds.p99)); "
+                + "accepted by the node p50 \(ms(answeredMilliseconds.p50))  p99 \(ms(answeredMilliseconds.p99))  (after the scheduled offer)\n"
+        }
         out += "  refused at admission \(refused.values.reduce(0, +))" + (refused.isEmpty ? "" : ": " + refused.keys.sorted().map { "\($0) \(refused[$0]!)" }.joined(separator: ", ")) + "\n"
         for code in refusedExamples.keys.sorted() { out += "    e.g. \(code): \(refusedExamples[code]!.prefix(140))\n" }
         out += "  refused in blocks    \(executionRejections.rejectedByCode.values.reduce(0, +)) of \(executionRejections.checked) checked"
