@@ -55,6 +55,23 @@ import Testing
         #expect(!empty.table().contains("offer sent"))
     }
 
+    @Test func rampStepsShowWhatWasSentBesideTheSchedule() {
+        var session = SessionReport(mode: "ramp", offeredRate: nil)
+        // Commits are counted from a second into a step to a second after it; sends in the step.
+        session.series = (0..<5).map { LatencyPoint(second: $0, committed: [0, 10, 10, 16, 4][$0], p50: 1, p99: 1) }
+        session.sentPerSecond = [10, 10, 20, 8]
+        session.computeSteps(stepSeconds: 2, rates: [10, 10, 20, 20])
+        #expect(session.steps.map(\.offered) == [10, 20])
+        #expect(session.steps.map(\.sentPerSecond) == [10, 14])
+        #expect(session.steps.map(\.committedPerSecond) == [10, 10])
+        #expect(session.saturationCommittedPerSecond == 10)
+        #expect(session.table().contains("10→10→10 20→14→10 (scheduled→sent→committed tx/s"))
+        // A report read back from an older run, without sends, keeps the old form.
+        session.sentPerSecond = []
+        session.computeSteps(stepSeconds: 2, rates: [10, 10, 20, 20])
+        #expect(session.table().contains("10→10 20→10 (offered→committed tx/s)"))
+    }
+
     final class XMLCheck: NSObject, XMLParserDelegate {
         var elements: [String: Int] = [:]
         func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName: String?,

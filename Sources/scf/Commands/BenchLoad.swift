@@ -41,6 +41,9 @@ final class BenchLoad: @unchecked Sendable {
         var committedIDs: [Hash] = []
         /// Offered transactions per second of the schedule (measured rounds only).
         var offeredPerSecond: [Int] = []
+        /// Measured transactions actually sent, by the second of the load they were sent in: below
+        /// the schedule when the generator held transactions back for what they depend on.
+        var sentPerSecond: [Int] = []
         /// Set when the load stopped offering early because the cluster fell behind (ramp).
         var stoppedAtSecond: Int?
         var usedBatchEndpoint = true
@@ -217,6 +220,9 @@ final class BenchLoad: @unchecked Sendable {
                 if item.measured {
                     outcome.offered += 1
                     outcome.offerLag.record(latencyMicroseconds: lag(of: item, at: now), second: -1)
+                    let second = Int((now - start) / 1_000_000_000)
+                    while outcome.sentPerSecond.count <= second { outcome.sentPerSecond.append(0) }
+                    outcome.sentPerSecond[second] += 1
                 }
             }
         }

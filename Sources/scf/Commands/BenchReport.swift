@@ -232,6 +232,8 @@ struct SessionReport: Codable, Sendable {
     var catchUp: CatchUpReport?
     var errors: [String] = []
     var series: [LatencyPoint] = []
+    /// Measured transactions sent in each second of the load (see `BenchLoad.Outcome.sentPerSecond`).
+    var sentPerSecond: [Int] = []
 
     init(mode: String, offeredRate: Int?) {
         self.mode = mode
@@ -261,6 +263,7 @@ struct SessionReport: Codable, Sendable {
         stoppedAtSecond = outcome.stoppedAtSecond
         errors = outcome.errors
         series = outcome.latency.series
+        sentPerSecond = outcome.sentPerSecond
     }
 
     /// Committed tx/s in each ramp step (commits seen from one second into the step to one second
@@ -272,7 +275,9 @@ struct SessionReport: Codable, Sendable {
             let window = (second + 1)..<(second + stepSeconds + 1)
             let commits = series.filter { window.contains($0.second) }.reduce(0) { $0 + $1.committed }
             if let stopped = stoppedAtSecond, second > stopped { break }
-            result.append(RampStep(offered: rates[second], committedPerSecond: Double(commits) / Double(stepSeconds)))
+            let sent = sentPerSecond.isEmpty ? nil : (second..<(second + stepSeconds)).reduce(0) { $0 + ($1 < sentPerSecond.count ? sentPerSecond[$1] : 0) }
+            result.append(RampStep(offered: rates[second], sentPerSecond: sent.map { Double($0) / Double(stepSeconds) },
+                                   committedPerSecond: Double(commits) / Double(stepSeconds)))
             second += stepSeconds
         }
         steps = result
@@ -293,7 +298,12 @@ struct SessionReport: Codable, Sendable {
             out += String(format: "  saturation           %.0f tx/s committed (best step)", saturation)
             if let used = ceilingUsed { out += String(format: " = %.0f%% of the ceiling", saturation / used * 100) }
             if let stopped = stoppedAtSecond { out += ", stopped offering at \(stopped) s" }
-            out += "\n  steps                " + steps.map { String(format: "%d→%.0f", $0.offered, $0.committedPerSecond) }.joined(separator: " ") + " (offered→committed tx/s)\n"
+            if steps.allSatisfy({ $0.sentPerSecond != nil }) {
+                out += "\n  steps                " + steps.map { String(format: "%d→%.0f→%.0f", $0.offered, $0.sentPerSecond!, $0.committedPerSecond) }.joined(separator: " ")
+                    + " (scheduled→sent→committed tx/s; sent falls behind the schedule when transactions wait for what they depend on to commit)\n"
+            } else {
+                out += "\n  steps                " + steps.map { String(format: "%d→%.0f", $0.offered, $0.committedPerSecond) }.joined(separator: " ") + " (offered→committed tx/s)\n"
+            }
         }
         let latency = latencyMilliseconds
         out += "  commit latency (ms)  p50 \(ms(latency.p50))  p90 \(ms(latency.p90))  p99 \(ms(latency.p99))  max \(ms(latency.max))  (from the scheduled offer to the block seen)\n"
@@ -383,6 +393,11 @@ struct ExecutionCheck: Codable, Sendable {
 
 struct RampStep: Codable, Sendable {
     var offered: Int
+    /// Measured transactions the generator sent per second during the step: less than `offered`
+    /// once it holds transactions back because what they depend on has not committed (a fragment
+    /// cannot be passed on before it is held), so a step past saturation measures the script's
+    /// dependencies as much as the cluster.
+    var sentPerSecond: Double?
     var committedPerSecond: Double
 }
 
