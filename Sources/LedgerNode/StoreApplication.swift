@@ -260,8 +260,8 @@ public struct StoreApplication: ReplicaApplication {
         }
         for (blocks, batchResults) in zip(given, results) {
             databaseCommits += 1
-            for (committed, result) in zip(blocks, batchResults) {
-                stored[committed.certificate.blockHash] = (committed.block.header.height, result.receipts)
+            for (committed, receipts) in zip(blocks, batchResults) {
+                stored[committed.certificate.blockHash] = (committed.block.header.height, receipts)
             }
         }
         let head = store.tip.height

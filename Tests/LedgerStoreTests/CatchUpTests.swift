@@ -79,7 +79,7 @@ import Testing
             let (stored, error) = store.appendCertified(batches: batches, executor: consortium.executor)
             #expect(error == nil, "\(String(describing: error))")
             #expect(stored.count == batches.count)
-            receipts += stored.joined().map(\.receipts)
+            receipts += Array(stored.joined())
         }
         try expectTheSourceChain(in: store, at: path, source: source, receipts: receipts)
         // Read back with a cold cache: every record from the file.
@@ -111,7 +111,7 @@ import Testing
         #expect(error == nil, "\(String(describing: error))")
         #expect(stored.count == batches.count)
         #expect(asked == (batches.count - 2 + 2) / 3 + 1)   // once more after the last chunk, which answers none
-        try expectTheSourceChain(in: store, at: path, source: source, receipts: stored.joined().map(\.receipts))
+        try expectTheSourceChain(in: store, at: path, source: source, receipts: Array(stored.joined()))
         let reopened = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
         try expectTheChainsState(in: reopened)
     }

@@ -56,7 +56,7 @@ enum BenchReplay {
                             return batches[next]
                         }
                         if let error = result.error { throw error }
-                        progress.add(result.stored.joined().reduce(0) { $0 + $1.receipts.count })
+                        progress.add(result.stored.joined().reduce(0) { $0 + $1.count })
                     }
                 } else {
                     for batch in batches.joined() {

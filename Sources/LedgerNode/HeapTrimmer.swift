@@ -13,11 +13,11 @@ import Glibc
 /// locks, which takes well under a millisecond here, so running it every 10 s costs nothing
 /// measurable. Not part of the Swift Glibc module, so it is looked up at run time; without glibc
 /// (macOS) this does nothing. See docs/DECISIONS.md.
-enum HeapTrimmer {
+public enum HeapTrimmer {
     private typealias Trim = @convention(c) (Int) -> Int32
 
     /// Trims every `interval` until the task is cancelled.
-    static func start(every interval: Duration = .seconds(10)) -> Task<Void, Never> {
+    public static func start(every interval: Duration = .seconds(10)) -> Task<Void, Never> {
         Task.detached(priority: .background) {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
@@ -28,7 +28,7 @@ enum HeapTrimmer {
 
     /// Releases free allocator memory now; returns whether any was released.
     @discardableResult
-    static func trim() -> Bool {
+    public static func trim() -> Bool {
         #if canImport(Glibc)
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return false }
         return unsafeBitCast(symbol, to: Trim.self)(0) == 1
