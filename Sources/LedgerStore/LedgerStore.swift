@@ -310,12 +310,13 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// one would leave. Throws without writing anything if any block fails.
     ///
     /// - Parameter replicaState: stored in the same transaction, as in `append`.
+    /// Returns each block's receipts.
     @discardableResult
-    public func appendCertified(_ blocks: [CommittedBlock], executor: BlockExecutor, replicaState: [UInt8]? = nil) throws -> [ExecutionResult] {
+    public func appendCertified(_ blocks: [CommittedBlock], executor: BlockExecutor, replicaState: [UInt8]? = nil) throws -> [[Receipt]] {
         guard !blocks.isEmpty else { return [] }
         let batch = try executeCertified(blocks, on: tip, over: OverlayState(base: self, changes: StateChanges()), executor: executor)
         try writeCertified(batch, replicaState: replicaState)
-        return batch.results
+        return batch.receipts
     }
 
     /// `appendCertified` for consecutive batches, each its own database transaction, with the
@@ -334,10 +335,8 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     /// were stored, per block, in order (the given batches, then those `more` returned, empty ones
     /// skipped), and the error that stopped the rest, if any: a batch that does not execute to its
     /// headers, or a write that fails, stores nothing of that batch or those after it, and `more`
-    /// is not asked again. Only the receipts are kept once a batch is written: a whole
-    /// `ExecutionResult` holds every record the block wrote, and a far-behind node's call runs for
-    /// up to 96,000 transactions, so keeping them made its memory grow by about 3 KB a
-    /// transaction until the call returned (a 60,000-transaction catch-up peaked at 326-338 MB).
+    /// is not asked again. A batch keeps only its blocks' receipts (`CertifiedBatch`), so what
+    /// the call returns grows by receipts alone.
     public func appendCertified(batches: [[CommittedBlock]], executor: BlockExecutor,
                                 more: () -> [[CommittedBlock]] = { [] }) -> (stored: [[[Receipt]]], error: (any Error)?) {
         let writer = DispatchQueue(label: "scf.store.writer")
@@ -378,8 +377,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
                     guard written.withLock({ $0.error == nil }) else { return }
                     do {
                         try writeCertified(batch, replicaState: nil)
-                        let receipts = batch.results.map(\.receipts)
-                        written.withLock { $0.results.append(receipts) }
+                        written.withLock { $0.results.append(batch.receipts) }
                     } catch {
                         written.withLock { $0.error = error }
                     }
@@ -395,9 +393,13 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     }
 
     /// Certified blocks executed and checked, ready to be written in one database transaction.
+    /// Of each block's `ExecutionResult` only the receipts are kept: a result also holds every
+    /// record the block wrote, which `changes` already has merged, and a far-behind node's
+    /// pipelined call runs for up to 96,000 transactions, so keeping the results made a catch-up's
+    /// memory grow by about 3 KB a transaction until the call returned (DECISIONS 50).
     private struct CertifiedBatch: @unchecked Sendable {
         var blocks: [CommittedBlock]
-        var results: [ExecutionResult]
+        var receipts: [[Receipt]]
         var checked: [CheckedBlock]
         /// The batch's own state writes, each record once with its final value.
         var changes: StateChanges
@@ -413,9 +415,9 @@ public final class LedgerStore: Sendable, LedgerStateReader {
                                                            executor: BlockExecutor) throws -> CertifiedBatch {
         var tip = start
         var changes = StateChanges()
-        var results: [ExecutionResult] = []
+        var receipts: [[Receipt]] = []
         var checked: [CheckedBlock] = []
-        results.reserveCapacity(blocks.count)
+        receipts.reserveCapacity(blocks.count)
         checked.reserveCapacity(blocks.count)
         for committed in blocks {
             try checkExtends(committed.block.header, tip: tip)
@@ -431,10 +433,10 @@ public final class LedgerStore: Sendable, LedgerStateReader {
             let blockCheck = try check(committed, result: result)
             changes.merge(result.changes)
             tip = blockCheck.tip
-            results.append(result)
+            receipts.append(result.receipts)
             checked.append(blockCheck)
         }
-        return CertifiedBatch(blocks: blocks, results: results, checked: checked, changes: changes, rows: StateRows(changes),
+        return CertifiedBatch(blocks: blocks, receipts: receipts, checked: checked, changes: changes, rows: StateRows(changes),
                               start: start, last: tip)
     }
 

@@ -52,9 +52,9 @@ import Testing
         var receipts: [[Receipt]] = []
         while index < chain.count {
             let batch = Array(chain[index..<min(index + batchSize, chain.count)])
-            let results = try store.appendCertified(batch, executor: consortium.executor)
-            #expect(results.count == batch.count)
-            receipts += results.map(\.receipts)
+            let stored = try store.appendCertified(batch, executor: consortium.executor)
+            #expect(stored.count == batch.count)
+            receipts += stored
             index += batch.count
         }
         try expectTheSourceChain(in: store, at: path, source: source, receipts: receipts)
