@@ -1,4 +1,5 @@
 import Consensus
+import Dispatch
 import LedgerCore
 import LedgerStore
 
@@ -29,6 +30,10 @@ public struct StoreApplication: ReplicaApplication {
     var stored: [Hash: (height: Height, receipts: [Receipt])] = [:]
     /// Database transactions that appended blocks (one per `commit`, one per `storeCertified` batch).
     public private(set) var databaseCommits = 0
+    /// Blocks agreed live that `commit` stored, and the time their database transactions took
+    /// (execution excluded), in nanoseconds.
+    public private(set) var liveStores = 0
+    public private(set) var liveStoreNanoseconds = 0
 
     struct Speculative {
         var tip: ChainTip
@@ -224,7 +229,10 @@ public struct StoreApplication: ReplicaApplication {
             } else {
                 result = try executor.validate(committed.block, on: store.tip, state: store, signatures: .trusted)
             }
+            let start = DispatchTime.now().uptimeNanoseconds
             try store.append(committed, result: result)
+            liveStoreNanoseconds += Int(DispatchTime.now().uptimeNanoseconds &- start)
+            liveStores += 1
             databaseCommits += 1
             committedSinceLastTake.append((committed.block.header.height, result.receipts))
             for transaction in committed.block.transactions { admitted[transaction.id] = nil }

@@ -163,6 +163,27 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Flushes to disk the node asked for since it started: replica-state saves plus one per block
     /// commit (SQLite's own count is close to that: one WAL flush per commit, more at checkpoints).
     public var fsyncs: Int { stateFile.flushes.load(ordering: .relaxed) + storeCommits.load(ordering: .relaxed) }
+    /// Time the node's queue spent on its inputs (peer messages, admitted transactions, timers,
+    /// catch-up turns), in nanoseconds: the share of wall time a node's one serial stage is busy,
+    /// whether computing, flushing to disk or waiting for a core (`scf_queue_busy_seconds_total`).
+    public let queueBusyNanoseconds = Atomic<Int>(0)
+    /// Blocks agreed live that this node stored, and the time that took (execution excluded; the
+    /// database transaction and its flush), for `scf_block_store_seconds_total`.
+    let liveStores = Atomic<Int>(0)
+    let liveStoreNanoseconds = Atomic<Int>(0)
+    public var blocksStoredLive: Int { liveStores.load(ordering: .relaxed) }
+    public var blockStoreSeconds: Double { Double(liveStoreNanoseconds.load(ordering: .relaxed)) / 1e9 }
+    public var queueBusySeconds: Double { Double(queueBusyNanoseconds.load(ordering: .relaxed)) / 1e9 }
+    /// Consensus-state saves that wrote to disk, and their time (`ReplicaStateFile.save`).
+    public var stateSaves: Int { stateFile.writingSaves.load(ordering: .relaxed) }
+    public var stateSaveSeconds: Double { Double(stateFile.savingNanoseconds.load(ordering: .relaxed)) / 1e9 }
+
+    /// Runs one input on the node's queue, adding its duration to `queueBusyNanoseconds`.
+    func busy<T>(_ work: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { queueBusyNanoseconds.add(Int(DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed) }
+        return try work()
+    }
     /// Most transactions one relay frame carries.
     public static let maxRelayBatch = 2_000
     /// Largest catch-up response (bytes of encoded blocks; at least one block is always sent).
@@ -376,7 +397,7 @@ public final class ValidatorNode: @unchecked Sendable {
         guard haltReason == nil else { return }
         // The group's reads of the store (executing proposals, committed-id checks) share read
         // transactions (`LedgerStore.readTogether`).
-        store.readTogether { handle(frames) }
+        busy { store.readTogether { handle(frames) } }
     }
 
     func handle(_ frames: [(frame: [UInt8], peer: ValidatorIndex)]) {
@@ -592,13 +613,13 @@ public final class ValidatorNode: @unchecked Sendable {
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.
     func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
         guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
-        let answers = store.readTogether {
+        let answers = busy { store.readTogether {
             let answers = admitGroup(submissions, verified: verified)
             // Relay (and persist, and send) before answering: a client that then submits its next
             // nonce to another validator finds this one already on its way.
             flush()
             return answers
-        }
+        } }
         for (submission, answer) in zip(submissions, answers) { submission.reply?(answer) }
     }
 
@@ -829,6 +850,8 @@ public final class ValidatorNode: @unchecked Sendable {
             }
         }
         storeCommits.store(application.databaseCommits, ordering: .relaxed)
+        liveStores.store(application.liveStores, ordering: .relaxed)
+        liveStoreNanoseconds.store(application.liveStoreNanoseconds, ordering: .relaxed)
         if let failure = application.failure {
             halt(NodeError(.storage, "cannot store a committed block: \(failure); the node stops so it can restart and catch up"))
             return
@@ -854,7 +877,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func fire(_ replicaTimer: ReplicaTimer) {
         guard haltReason == nil, let current = timers[replicaTimer.kind], current.0 == replicaTimer else { return }
         timers[replicaTimer.kind] = nil
-        store.readTogether { perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application)) }
+        busy { store.readTogether { perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application)) } }
     }
 
     func remember(dropped id: Hash, _ rejection: Rejection) {
@@ -936,7 +959,9 @@ public final class ValidatorNode: @unchecked Sendable {
     /// last batch is executed the writer still has batches to write, and waiting for it to finish
     /// before executing the next turn left a core idle (perf of a bench catch-up: about 0.25 s of
     /// the 2.9 s at each turn's end, DECISIONS 42). The replica hears of the blocks once all are written.
-    func applyCatchUp() {
+    func applyCatchUp() { busy { applyCatchUpTurn() } }
+
+    func applyCatchUpTurn() {
         // The turn before held up to `catchUpTurnTransactions + catchUpTurnExtraTransactions`
         // transactions, decoded, executed and written, all freed once it returned. The allocator
         // keeps freed pages for reuse and gives them back only when trimmed (every 10 s), so each

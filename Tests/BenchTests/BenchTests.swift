@@ -55,6 +55,35 @@ import Testing
         #expect(!empty.table().contains("offer sent"))
     }
 
+    /// Each node's queue busy share and the mean of its two flushed writes, from the differences
+    /// of its counters over the load, and the table line they print in.
+    @Test func nodeFiguresShowTheQueueAndTheFlushedWrites() {
+        let start = Date(timeIntervalSince1970: 1_000)
+        let before = BenchCluster.NodeSample(proc: nil, metrics: [
+            "scf_blocks_committed_total": 100, "scf_queue_busy_seconds_total": 1.0, "scf_block_stores_total": 100,
+            "scf_block_store_seconds_total": 0.2, "scf_replica_state_saves_total": 300, "scf_replica_state_save_seconds_total": 0.3,
+        ], at: start)
+        let after = BenchCluster.NodeSample(proc: nil, metrics: [
+            "scf_blocks_committed_total": 600, "scf_queue_busy_seconds_total": 9.0, "scf_block_stores_total": 600,
+            "scf_block_store_seconds_total": 1.45, "scf_replica_state_saves_total": 1_300, "scf_replica_state_save_seconds_total": 1.3,
+        ], at: start.addingTimeInterval(10))
+        let figures = BenchCluster.figures(before: [before], after: [after])
+        #expect(figures.count == 1)
+        #expect(abs((figures[0].queueBusyPercent ?? 0) - 80) < 1e-9)
+        #expect(abs((figures[0].storeMillisecondsPerBlock ?? 0) - 2.5) < 1e-9)
+        #expect(abs((figures[0].stateSaveMilliseconds ?? 0) - 1.0) < 1e-9)
+        #expect(abs((figures[0].stateSavesPerBlock ?? 0) - 2.0) < 1e-9)
+        var session = SessionReport(mode: "fixed", offeredRate: 100)
+        session.nodes = figures
+        let table = session.table()
+        #expect(table.contains("queue busy  block write (ms)  state saves/block  state save (ms)"))
+        #expect(table.contains("node-0          80%              2.50               2.00             1.00"))
+        // Nodes without the counters (an older scf behind --node) print no such line.
+        session.nodes = BenchCluster.figures(before: [BenchCluster.NodeSample(proc: nil, metrics: [:], at: start)],
+                                             after: [BenchCluster.NodeSample(proc: nil, metrics: [:], at: start.addingTimeInterval(10))])
+        #expect(!session.table().contains("queue busy"))
+    }
+
     @Test func rampStepsShowWhatWasSentBesideTheSchedule() {
         var session = SessionReport(mode: "ramp", offeredRate: nil)
         // Commits are counted from a second into a step to a second after it; sends in the step.

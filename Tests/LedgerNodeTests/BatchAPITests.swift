@@ -62,6 +62,15 @@ import Testing
                 #expect((value("scf_fsyncs_total") ?? 0) >= (value("scf_blocks_committed_total") ?? 0))
                 // The node that admitted them checked the submitted signatures (the forgery's too).
                 #expect((value("scf_client_signature_checks_total") ?? 0) >= 2)
+                // Where a block's time goes: the queue's busy time, and the two flushed writes.
+                func seconds(_ name: String) -> Double? {
+                    text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+                }
+                #expect((seconds("scf_queue_busy_seconds_total") ?? 0) > 0)
+                #expect((value("scf_block_stores_total") ?? 0) >= 1)
+                #expect((seconds("scf_block_store_seconds_total") ?? 0) > 0)
+                #expect((value("scf_replica_state_saves_total") ?? 0) >= 1)
+                #expect((seconds("scf_replica_state_save_seconds_total") ?? 0) > 0)
             }
         }
     }

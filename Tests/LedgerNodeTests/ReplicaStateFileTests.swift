@@ -94,10 +94,15 @@ import Testing
             try file.save(state)
             #expect(try ReplicaStateFile(directory: directory, suite: suite).load() == state)
         }
-        // Saving the same state again writes and flushes nothing.
+        // Every save above wrote, and was timed; saving the same state again writes, flushes and
+        // times nothing.
+        #expect(file.writingSaves.load(ordering: .relaxed) == (try states().count))
+        #expect(file.savingNanoseconds.load(ordering: .relaxed) > 0)
         let flushes = file.flushes.load(ordering: .relaxed)
+        let saves = file.writingSaves.load(ordering: .relaxed)
         try file.save(try states().last!)
         #expect(file.flushes.load(ordering: .relaxed) == flushes)
+        #expect(file.writingSaves.load(ordering: .relaxed) == saves)
     }
 
     @Test func aBlockIsWrittenOnceNotOnEveryChange() throws {

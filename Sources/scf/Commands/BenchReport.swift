@@ -154,6 +154,14 @@ final class BenchCluster: @unchecked Sendable {
                 figures.signatureChecksPerTransaction = checks / committed
             }
             figures.blocks = blocks.map { Int($0) }
+            if let busy = delta("scf_queue_busy_seconds_total"), wall > 0 { figures.queueBusyPercent = busy / wall * 100 }
+            if let seconds = delta("scf_block_store_seconds_total"), let stores = delta("scf_block_stores_total"), stores > 0 {
+                figures.storeMillisecondsPerBlock = seconds / stores * 1000
+            }
+            if let seconds = delta("scf_replica_state_save_seconds_total"), let saves = delta("scf_replica_state_saves_total"), saves > 0 {
+                figures.stateSaveMilliseconds = seconds / saves * 1000
+                if let blocks, blocks > 0 { figures.stateSavesPerBlock = saves / blocks }
+            }
             return figures
         }
     }
@@ -326,6 +334,18 @@ struct SessionReport: Codable, Sendable {
                 + (node.fsyncsPerBlock.map { String(format: "%12.2f", $0) } ?? "         n/a") + "  "
                 + (node.signatureChecksPerTransaction.map { String(format: "%19.2f", $0) } ?? String(repeating: " ", count: 16) + "n/a") + "\n"
         }
+        if nodes.contains(where: { $0.queueBusyPercent != nil }) {
+            out += "  node     queue busy  block write (ms)  state saves/block  state save (ms)\n"
+            for node in nodes {
+                out += "  \(node.name.padding(toLength: 8, withPad: " ", startingAt: 0)) "
+                    + (node.queueBusyPercent.map { String(format: "%9.0f%%", $0) } ?? "       n/a") + "  "
+                    + (node.storeMillisecondsPerBlock.map { String(format: "%16.2f", $0) } ?? String(repeating: " ", count: 13) + "n/a") + "  "
+                    + (node.stateSavesPerBlock.map { String(format: "%17.2f", $0) } ?? String(repeating: " ", count: 14) + "n/a") + "  "
+                    + (node.stateSaveMilliseconds.map { String(format: "%15.2f", $0) } ?? String(repeating: " ", count: 12) + "n/a") + "\n"
+            }
+            out += "    (the queue is each node's one serial stage: busy computing, flushing or waiting for a core; block write and\n"
+            out += "     state save are the two flushed writes on a block's path, DECISIONS 51)\n"
+        }
         let total = mix.values.reduce(0, +)
         if total > 0 {
             out += "  mix                  " + mix.keys.sorted { mix[$0]! > mix[$1]! }.map { "\($0) " + String(format: "%.0f%%", Double(mix[$0]!) * 100 / Double(total)) }.joined(separator: ", ") + "\n"
@@ -384,6 +404,13 @@ struct NodeFigures: Codable, Sendable {
     /// Client signatures verified per transaction committed (Δ of the two counters in /metrics).
     var signatureChecksPerTransaction: Double?
     var blocks: Int?
+    /// Share of the wall time the node's serial queue was busy (`scf_queue_busy_seconds_total`).
+    var queueBusyPercent: Double?
+    /// Mean time to write a block agreed live: its database transaction and flush.
+    var storeMillisecondsPerBlock: Double?
+    /// Mean time of a consensus-state save that wrote (encoding, write, flush), and saves per block.
+    var stateSaveMilliseconds: Double?
+    var stateSavesPerBlock: Double?
 }
 
 struct ExecutionCheck: Codable, Sendable {
