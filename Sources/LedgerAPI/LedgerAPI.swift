@@ -347,19 +347,19 @@ public struct LedgerAPI: Sendable {
         scf_client_signature_checks_total \(node.clientSignatureChecks.load(ordering: .relaxed))
         # HELP scf_queue_busy_seconds_total Time the node's serial queue spent on its inputs (peer messages, admitted transactions, timers, catch-up turns), computing, flushing to disk or waiting for a core; its rate is the share of the time the queue was busy.
         # TYPE scf_queue_busy_seconds_total counter
-        scf_queue_busy_seconds_total \(String(format: "%.6f", node.queueBusySeconds))
+        scf_queue_busy_seconds_total \(String(format: "%.6f", node.queueBusy.seconds))
         # HELP scf_block_stores_total Blocks agreed live that this node wrote to its ledger (one database transaction with its flush each; catch-up batches not included).
         # TYPE scf_block_stores_total counter
-        scf_block_stores_total \(node.blocksStoredLive)
+        scf_block_stores_total \(node.blockStores.count)
         # HELP scf_block_store_seconds_total Time those writes took (the database transaction and its flush; executing the block not included).
         # TYPE scf_block_store_seconds_total counter
-        scf_block_store_seconds_total \(String(format: "%.6f", node.blockStoreSeconds))
+        scf_block_store_seconds_total \(String(format: "%.6f", node.blockStores.seconds))
         # HELP scf_replica_state_saves_total Saves of the consensus state that wrote to disk; each is flushed before anything that depends on it is sent.
         # TYPE scf_replica_state_saves_total counter
-        scf_replica_state_saves_total \(node.stateSaves)
+        scf_replica_state_saves_total \(node.stateSaves.count)
         # HELP scf_replica_state_save_seconds_total Time those saves took (encoding, write and flush).
         # TYPE scf_replica_state_save_seconds_total counter
-        scf_replica_state_save_seconds_total \(String(format: "%.6f", node.stateSaveSeconds))
+        scf_replica_state_save_seconds_total \(String(format: "%.6f", node.stateSaves.seconds))
         # HELP scf_halted 1 if the node stopped on a storage failure.
         # TYPE scf_halted gauge
         scf_halted \(status.halted == nil ? 0 : 1)

@@ -31,10 +31,9 @@ public final class ReplicaStateFile: @unchecked Sendable {
     public private(set) var saved: PersistentState?
     /// Flushes to disk this file issued (fsync/fdatasync), for metrics.
     public let flushes = Atomic<Int>(0)
-    /// Saves that wrote something, and the time they took (encoding, write and flush), in
-    /// nanoseconds: the wait a node adds before it may send what depends on them.
-    public let writingSaves = Atomic<Int>(0)
-    public let savingNanoseconds = Atomic<Int>(0)
+    /// Saves that wrote something, and the time they took (encoding, write and flush): the wait
+    /// a node adds before it may send what depends on them.
+    public let writtenSaves = DurationCounter()
     var log: Int32 = -1
     var logSize = 0
     var snapshotSize = 0
@@ -67,15 +66,11 @@ public final class ReplicaStateFile: @unchecked Sendable {
     /// (or writes a new snapshot when the log is due for compaction). Nothing to write, no flush.
     public func save(_ state: PersistentState) throws {
         if let saved, saved == state { return }
-        let start = DispatchTime.now().uptimeNanoseconds
-        func timed() {
-            writingSaves.add(1, ordering: .relaxed)
-            savingNanoseconds.add(Int(DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed)
-        }
+        let start = DurationCounter.now()
         // The first save after opening starts a fresh snapshot and log; so does a long log.
         if log < 0 || saved == nil || logSize > max(compactionThreshold, 2 * snapshotSize) {
             try writeSnapshot(state)
-            timed()
+            writtenSaves.record(since: start)
             return
         }
         let records = Self.difference(from: saved!, to: state)
@@ -87,7 +82,7 @@ public final class ReplicaStateFile: @unchecked Sendable {
         for record in records { Self.frame(record, into: &bytes) }
         try append(bytes)
         saved = state
-        timed()
+        writtenSaves.record(since: start)
     }
 
     // MARK: Snapshot

@@ -1,5 +1,4 @@
 import Consensus
-import Dispatch
 import LedgerCore
 import LedgerStore
 
@@ -31,9 +30,8 @@ public struct StoreApplication: ReplicaApplication {
     /// Database transactions that appended blocks (one per `commit`, one per `storeCertified` batch).
     public private(set) var databaseCommits = 0
     /// Blocks agreed live that `commit` stored, and the time their database transactions took
-    /// (execution excluded), in nanoseconds.
-    public private(set) var liveStores = 0
-    public private(set) var liveStoreNanoseconds = 0
+    /// (execution not included).
+    public let blockStores: DurationCounter
 
     struct Speculative {
         var tip: ChainTip
@@ -46,8 +44,9 @@ public struct StoreApplication: ReplicaApplication {
     let clock: @Sendable () -> ConsensusTime
 
     public init(store: LedgerStore, genesis: Genesis, suite: any CryptoSuite,
-                clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock) {
+                clock: @escaping @Sendable () -> ConsensusTime = ValidatorNode.wallClock, blockStores: DurationCounter = DurationCounter()) {
         self.store = store
+        self.blockStores = blockStores
         self.executor = BlockExecutor(genesis: genesis, suite: suite)
         self.clock = clock
     }
@@ -229,10 +228,7 @@ public struct StoreApplication: ReplicaApplication {
             } else {
                 result = try executor.validate(committed.block, on: store.tip, state: store, signatures: .trusted)
             }
-            let start = DispatchTime.now().uptimeNanoseconds
-            try store.append(committed, result: result)
-            liveStoreNanoseconds += Int(DispatchTime.now().uptimeNanoseconds &- start)
-            liveStores += 1
+            try blockStores.time { try store.append(committed, result: result) }
             databaseCommits += 1
             committedSinceLastTake.append((committed.block.header.height, result.receipts))
             for transaction in committed.block.transactions { admitted[transaction.id] = nil }

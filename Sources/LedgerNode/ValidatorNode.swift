@@ -166,27 +166,15 @@ public final class ValidatorNode: @unchecked Sendable {
     /// Flushes to disk the node asked for since it started: replica-state saves plus one per block
     /// commit (SQLite's own count is close to that: one WAL flush per commit, more at checkpoints).
     public var fsyncs: Int { stateFile.flushes.load(ordering: .relaxed) + storeCommits.load(ordering: .relaxed) }
-    /// Time the node's queue spent on its inputs (peer messages, admitted transactions, timers,
-    /// catch-up turns), in nanoseconds: the share of wall time a node's one serial stage is busy,
-    /// whether computing, flushing to disk or waiting for a core (`scf_queue_busy_seconds_total`).
-    public let queueBusyNanoseconds = Atomic<Int>(0)
-    /// Blocks agreed live that this node stored, and the time that took (execution excluded; the
-    /// database transaction and its flush), for `scf_block_store_seconds_total`.
-    let liveStores = Atomic<Int>(0)
-    let liveStoreNanoseconds = Atomic<Int>(0)
-    public var blocksStoredLive: Int { liveStores.load(ordering: .relaxed) }
-    public var blockStoreSeconds: Double { Double(liveStoreNanoseconds.load(ordering: .relaxed)) / 1e9 }
-    public var queueBusySeconds: Double { Double(queueBusyNanoseconds.load(ordering: .relaxed)) / 1e9 }
-    /// Consensus-state saves that wrote to disk, and their time (`ReplicaStateFile.save`).
-    public var stateSaves: Int { stateFile.writingSaves.load(ordering: .relaxed) }
-    public var stateSaveSeconds: Double { Double(stateFile.savingNanoseconds.load(ordering: .relaxed)) / 1e9 }
-
-    /// Runs one input on the node's queue, adding its duration to `queueBusyNanoseconds`.
-    func busy<T>(_ work: () throws -> T) rethrows -> T {
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer { queueBusyNanoseconds.add(Int(DispatchTime.now().uptimeNanoseconds &- start), ordering: .relaxed) }
-        return try work()
-    }
+    /// The node's queue at work on its inputs (peer messages, admitted transactions, timers,
+    /// catch-up turns): the rate of its time is the share of wall time the node's one serial stage
+    /// is busy, computing, flushing to disk or waiting for a core (`scf_queue_busy_seconds_total`).
+    public let queueBusy = DurationCounter()
+    /// Blocks agreed live that this node wrote (the database transaction and its flush; execution
+    /// not included), kept by the application (`scf_block_store_seconds_total`).
+    public let blockStores = DurationCounter()
+    /// Consensus-state saves that wrote to disk (`ReplicaStateFile.save`).
+    public var stateSaves: DurationCounter { stateFile.writtenSaves }
     /// Most transactions one relay frame carries.
     public static let maxRelayBatch = 2_000
     /// Largest catch-up response (bytes of encoded blocks; at least one block is always sent).
@@ -264,7 +252,8 @@ public final class ValidatorNode: @unchecked Sendable {
                                      genesis: configuration.genesis, suite: configuration.suite, buildingMissingIndexes: true)
         stateFile = ReplicaStateFile(directory: configuration.dataDirectory, suite: configuration.suite)
         let persisted = try stateFile.load()
-        application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite, clock: configuration.clock)
+        application = StoreApplication(store: store, genesis: configuration.genesis, suite: configuration.suite, clock: configuration.clock,
+                                       blockStores: blockStores)
         // The node relays every admitted transaction to all validators itself, so the replica
         // need not forward each one to the primary as well.
         replica = Replica(configuration: ReplicaConfiguration(genesis: configuration.genesis, suite: configuration.suite,
@@ -400,7 +389,7 @@ public final class ValidatorNode: @unchecked Sendable {
         guard haltReason == nil else { return }
         // The group's reads of the store (executing proposals, committed-id checks) share read
         // transactions (`LedgerStore.readTogether`).
-        busy { store.readTogether { handle(frames) } }
+        queueBusy.time { store.readTogether { handle(frames) } }
     }
 
     func handle(_ frames: [(frame: [UInt8], peer: ValidatorIndex)]) {
@@ -616,7 +605,7 @@ public final class ValidatorNode: @unchecked Sendable {
     /// On the node's queue: pool admission (nonce, duplicates, rules) of checked transactions.
     func admit(_ submissions: [Submission], verified: [Hash: PublicKey]) {
         guard haltReason == nil || submissions.contains(where: { $0.reply != nil }) else { return }
-        let answers = busy { store.readTogether {
+        let answers = queueBusy.time { store.readTogether {
             let answers = admitGroup(submissions, verified: verified)
             // Relay (and persist, and send) before answering: a client that then submits its next
             // nonce to another validator finds this one already on its way.
@@ -853,8 +842,6 @@ public final class ValidatorNode: @unchecked Sendable {
             }
         }
         storeCommits.store(application.databaseCommits, ordering: .relaxed)
-        liveStores.store(application.liveStores, ordering: .relaxed)
-        liveStoreNanoseconds.store(application.liveStoreNanoseconds, ordering: .relaxed)
         if let failure = application.failure {
             halt(NodeError(.storage, "cannot store a committed block: \(failure); the node stops so it can restart and catch up"))
             return
@@ -880,7 +867,7 @@ public final class ValidatorNode: @unchecked Sendable {
     func fire(_ replicaTimer: ReplicaTimer) {
         guard haltReason == nil, let current = timers[replicaTimer.kind], current.0 == replicaTimer else { return }
         timers[replicaTimer.kind] = nil
-        busy { store.readTogether { perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application)) } }
+        queueBusy.time { store.readTogether { perform(replica.onTimer(replicaTimer, now: configuration.clock(), application: &application)) } }
     }
 
     func remember(dropped id: Hash, _ rejection: Rejection) {
@@ -962,7 +949,7 @@ public final class ValidatorNode: @unchecked Sendable {
     /// last batch is executed the writer still has batches to write, and waiting for it to finish
     /// before executing the next turn left a core idle (perf of a bench catch-up: about 0.25 s of
     /// the 2.9 s at each turn's end, DECISIONS 42). The replica hears of the blocks once all are written.
-    func applyCatchUp() { busy { applyCatchUpTurn() } }
+    func applyCatchUp() { queueBusy.time { applyCatchUpTurn() } }
 
     func applyCatchUpTurn() {
         // The turn before held up to `catchUpTurnTransactions + catchUpTurnExtraTransactions`
