@@ -10,6 +10,14 @@ import Testing
 /// The parts of `scf bench` that need no processes: percentiles, the SVG chart, /proc and metrics
 /// parsing, and the generated workload's mix and ordering.
 @Suite struct BenchTests {
+    @Test func aLocalClusterGetsDifferentPorts() throws {
+        // Each port is checked free on its own; drawn one by one, two of a cluster's eight once
+        // came out the same (one node could not listen). A thousand at once must all differ.
+        let ports = try LocalConsortium.freePorts(1_000)
+        #expect(Set(ports).count == 1_000)
+        #expect(ports.allSatisfy { $0 > 0 && $0 < 65_536 })
+    }
+
     @Test func percentilesComeFromTheHistogram() {
         var recorder = LatencyRecorder()
         for millisecond in 1...1_000 { recorder.record(latencyMicroseconds: UInt64(millisecond) * 1_000, second: millisecond / 500) }

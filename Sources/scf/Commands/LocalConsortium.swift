@@ -63,8 +63,9 @@ final class LocalConsortium: @unchecked Sendable {
         try Files.write(try Files.encodeJSON(genesis), to: path("genesis.json"), overwrite: true)
         try FileManager.default.createDirectory(atPath: path("tls"), withIntermediateDirectories: true)
         let ca = try ConsortiumCA.generate()
-        let peerPorts = try (0..<4).map { _ in try LocalConsortium.freePort() }
-        apiPorts = try (0..<4).map { _ in try LocalConsortium.freePort() }
+        let ports = try LocalConsortium.freePorts(8)
+        let peerPorts = Array(ports[0..<4])
+        apiPorts = Array(ports[4..<8])
         for index in 0..<4 {
             let name = "node-\(index)"
             let credentials = try ca.issueNodeCredentials(validatorName: name)
@@ -162,11 +163,20 @@ final class LocalConsortium: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let status = try? await status(index), status.peersConnected.count >= peers { return }
+            // A node that stopped (a port taken, a bad file) will not come up: say so now.
+            if let process = processes[index], !process.isRunning {
+                throw CLIError("node-\(index) exited with status \(process.terminationStatus) while starting; \(logTail(index))")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
+        throw CLIError("node-\(index) did not come up in \(Int(seconds)) s; \(logTail(index))")
+    }
+
+    /// "the end of <log>:" and its last lines.
+    func logTail(_ index: Int) -> String {
         let log = (directory as NSString).appendingPathComponent("logs/node-\(index).log")
         let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(15).joined(separator: "\n") ?? "(no log)"
-        throw CLIError("node-\(index) did not come up in \(Int(seconds)) s; the end of \(log):\n\(tail)")
+        return "the end of \(log):\n\(tail)"
     }
 
     /// Waits until node `index` has reached `height`.
@@ -183,6 +193,21 @@ final class LocalConsortium: @unchecked Sendable {
 
     static func ownExecutable() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// `freePorts` draws several at once, all different: each is free when checked, and drawing
+    /// them one by one could give the same port twice (two nodes then race for it, and one never
+    /// comes up: about one cluster in 500).
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var ports: [Int] = []
+        var attempts = 0
+        while ports.count < count {
+            let port = try freePort()
+            if !ports.contains(port) { ports.append(port) }
+            attempts += 1
+            guard attempts < count * 50 else { throw CLIError("cannot find \(count) different free ports on 127.0.0.1") }
+        }
+        return ports
     }
 
     /// A TCP port free on 127.0.0.1 right now, below the kernel's range of ephemeral ports
