@@ -271,7 +271,20 @@ static void registerVFS(void) {
     if (sqlite3_vfs_register(&coalescingVFS, 0) == SQLITE_OK) registeredName = coalescingVFS.zName;
 }
 
+static pthread_once_t configuration = PTHREAD_ONCE_INIT;
+
+static void configureOnce(void) {
+    // SQLITE_MISUSE if SQLite was already initialized (someone opened a connection first): the
+    // setting then stays as it was, which is only slower.
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void scf_sqlite_configure(void) {
+    pthread_once(&configuration, configureOnce);
+}
+
 const char *scf_sqlite_coalescing_vfs(void) {
+    scf_sqlite_configure();
     pthread_once(&registration, registerVFS);
     return registeredName;
 }

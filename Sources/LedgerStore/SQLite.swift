@@ -33,6 +33,7 @@ final class Connection {
 
     init(path: String, readOnly: Bool) throws(StoreError) {
         var db: OpaquePointer?
+        scf_sqlite_configure()
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         // A writing connection's WAL writes are gathered into few calls (`scf_sqlite_coalescing_vfs`:
         // SQLite writes every frame with two); nil (the default VFS) if it could not be registered.
@@ -52,6 +53,14 @@ final class Connection {
     deinit {
         for statement in statements.values { sqlite3_finalize(statement.handle) }
         sqlite3_close_v2(handle)
+    }
+
+    /// The bytes SQLite counts as allocated in this process: 0 when its memory statistics are off
+    /// (`scf_sqlite_configure`).
+    static var sqliteMemoryCounted: Int64 {
+        var current: Int64 = 0, highest: Int64 = 0
+        sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &current, &highest, 0)
+        return current
     }
 
     var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }

@@ -81,6 +81,15 @@ import Testing
         #expect(try store.pragma("foreign_keys") == .integer(1))
     }
 
+    @Test func sqliteDoesNotCountItsMemory() throws {
+        let directory = TemporaryDirectory()
+        let store = try LedgerStore.open(path: directory.file("ledger.sqlite"), genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        // With statistics on, an open connection's page cache and schema are counted (> 0), under
+        // a process-wide mutex taken on every allocation.
+        #expect(Connection.sqliteMemoryCounted == 0)
+    }
+
     @Test func anotherGenesisIsRefusedWithASentence() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("ledger.sqlite")

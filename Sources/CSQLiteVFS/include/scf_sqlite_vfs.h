@@ -1,6 +1,11 @@
 #ifndef SCF_SQLITE_VFS_H
 #define SCF_SQLITE_VFS_H
 
+/// Configures SQLite for this process, once, before anything else uses it: memory statistics off
+/// (SQLite otherwise takes a process-wide mutex around every allocation and free to count them;
+/// nothing here reads them). Call before the first connection opens; later calls do nothing.
+void scf_sqlite_configure(void);
+
 /// Registers (once; later calls return the same name) a SQLite VFS that wraps the default one and
 /// coalesces the writes to a WAL file: SQLite writes each WAL frame with two calls (its 24-byte
 /// header, then the page), so a transaction of a few thousand pages cost a few thousand `pwrite`s.
