@@ -157,7 +157,8 @@ public struct StoreApplication: ReplicaApplication {
         let context = BlockContext(chainID: executor.chainID, height: tip.height.next, previousHash: tip.hash,
                                    previousStateDigest: tip.stateDigest, timestamp: max(clock(), tip.timestamp.adding(milliseconds: 1)),
                                    view: View(0), proposer: ValidatorIndex(0))
-        return try executor.execute([transaction], context: context, state: store, signatures: .trusted).receipts.first?.rejection
+        return try executor.execute([transaction], context: context, state: store, signatures: .trusted, invariants: .blockEffect)
+            .receipts.first?.rejection
     }
 
     func changes(upTo parent: ChainTip) throws -> StateChanges {
@@ -175,7 +176,8 @@ public struct StoreApplication: ReplicaApplication {
         let fresh = committed.isEmpty ? candidates : candidates.filter { !committed.contains($0.id) }
         // Signatures were checked once at admission; the proposer does not check them again.
         let (block, result) = try executor.makeBlock(candidates: fresh, on: parent, timestamp: timestamp, view: view, proposer: proposer,
-                                                     state: OverlayState(base: store, changes: before), signatures: .trusted)
+                                                     state: OverlayState(base: store, changes: before), signatures: .trusted,
+                                                     invariants: .blockEffect)
         remember(block, result: result, before: before)
         return block
     }
@@ -201,7 +203,7 @@ public struct StoreApplication: ReplicaApplication {
             }
         }
         let result = try executor.validate(block, on: parent, state: OverlayState(base: store, changes: before),
-                                           signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted), checkInvariants: !certified)
+                                           signatures: certified ? .trusted : .verifyUnlessAdmitted(admitted), invariants: certified ? .none : .blockEffect)
         remember(block, result: result, before: before)
     }
 

@@ -426,7 +426,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
                 // Certified: client signatures and the invariants are vouched for by the quorum
                 // (DECISIONS 10 and 35); the header's roots and state digest are still compared.
                 result = try executor.validate(committed.block, on: tip, state: OverlayState(base: state, changes: changes),
-                                               signatures: .trusted, checkInvariants: false)
+                                               signatures: .trusted, invariants: .none)
             } catch let error as BlockValidationError {
                 throw StoreError(.resultMismatch, "certified block \(committed.block.header.height) does not re-execute to its header (\(error)); the peer sent a wrong block or this store is damaged, run `scf ledger verify` on \(path)")
             }

@@ -416,7 +416,7 @@ private struct Run {
         let result: ExecutionResult
         do {
             result = try executor.validate(block, on: tip, state: state, signatures: trusted ? .trusted : .verify,
-                                           checkInvariants: options.checksInvariants)
+                                           invariants: options.checksInvariants ? .touchedRecords : .none)
         } catch let error as BlockValidationError {
             return VerificationFailure(height: height, code: .invalidBlock, message: error.description)
         } catch let error as StoreError where error.code == .scratchFile {

@@ -4,7 +4,8 @@ import Testing
 
 /// The executor re-checks the ledger-wide invariants after every block unless told the block is
 /// certified (catch-up and the start-up check): then a quorum already ran the check, and the
-/// header's state digest, still compared, pins the result.
+/// header's state digest, still compared, pins the result. `.touchedRecords` re-reads every record
+/// of a touched receivable, so it also catches a state that was already broken.
 @Suite struct InvariantTrustTests {
     @Test func aBrokenInvariantStopsExecutionUnlessTheBlockIsCertified() throws {
         var ledger = Ledger()
@@ -25,11 +26,16 @@ import Testing
         } throws: { error in
             (error as? BlockValidationError)?.code == .invariantViolated
         }
-        let trusted = try executor.execute([transfer], context: context, state: broken, checkInvariants: false)
+        let trusted = try executor.execute([transfer], context: context, state: broken, invariants: .none)
         #expect(trusted.receipts.count == 1)
+        // The block-effect check assumes the state before the block was sound (so it is, on a
+        // chain every block of which was checked): the transfer itself conserves, so it passes.
+        // Only `.touchedRecords` (`scf ledger verify`) reads the whole receivable again.
+        let effect = try executor.execute([transfer], context: context, state: broken, invariants: .blockEffect)
+        #expect(effect.stateDigest == trusted.stateDigest)
         // The healthy state passes with or without the check, to the same result.
         let checked = try executor.execute([transfer], context: context, state: ledger.state)
-        let unchecked = try executor.execute([transfer], context: context, state: ledger.state, checkInvariants: false)
+        let unchecked = try executor.execute([transfer], context: context, state: ledger.state, invariants: .none)
         #expect(checked.stateDigest == unchecked.stateDigest && checked.receipts == unchecked.receipts)
     }
 }

@@ -62,12 +62,11 @@ public struct BlockExecutor: Sendable {
     }
 
     /// Executes transactions on top of `state`. Throws `BlockValidationError` only for faults that
-    /// invalidate the block; rule violations become rejected receipts. `checkInvariants: false`
-    /// skips the ledger-wide invariant check after the block, for a block a commit certificate
-    /// vouches for (a quorum executed it with the check and agreed on its state digest, which the
-    /// caller compares): catch-up and the start-up check. `scf ledger verify` keeps it.
+    /// invalidate the block; rule violations become rejected receipts. `invariants` says how much
+    /// of the ledger-wide invariants to check after the block (`InvariantCheck`): live validation
+    /// checks the block's effect, a certified block none, `scf ledger verify` every touched record.
     public func execute<S: LedgerStateReader>(_ transactions: [SignedTransaction], context: BlockContext, state: S,
-                                              signatures: SignaturePolicy = .verify, checkInvariants: Bool = true) throws -> ExecutionResult {
+                                              signatures: SignaturePolicy = .verify, invariants: InvariantCheck = .touchedRecords) throws -> ExecutionResult {
         let writes = BlockWrites(base: state)
         var receipts: [Receipt] = []
         receipts.reserveCapacity(transactions.count)
@@ -105,7 +104,8 @@ public struct BlockExecutor: Sendable {
         }
 
         let overlay = OverlayState(base: state, changes: writes.changes)
-        if checkInvariants { try InvariantChecker(before: state, after: overlay).check() }
+        try InvariantChecker(before: state, after: overlay, rootsBefore: writes.rootsBefore, fragmentsBefore: writes.fragmentsBefore)
+            .check(invariants)
 
         let transactionsRoot = Block.transactionsRoot(included, suite: suite)
         let resultsRoot = MerkleTree.root(leaves: receipts.map { $0.merkleLeaf(suite: suite) }, suite: suite)
@@ -124,11 +124,12 @@ public struct BlockExecutor: Sendable {
     /// bad signature or repeated ids are left out; rule violations are included as rejected.
     public func makeBlock<S: LedgerStateReader>(candidates: [SignedTransaction], on tip: ChainTip, timestamp: ConsensusTime,
                                                 view: View, proposer: ValidatorIndex, state: S,
-                                                signatures: SignaturePolicy = .verifyAndDrop) throws -> (Block, ExecutionResult) {
+                                                signatures: SignaturePolicy = .verifyAndDrop,
+                                                invariants: InvariantCheck = .touchedRecords) throws -> (Block, ExecutionResult) {
         let context = BlockContext(chainID: chainID, height: tip.height.next, previousHash: tip.hash,
                                    previousStateDigest: tip.stateDigest, timestamp: timestamp, view: view, proposer: proposer)
         let limited = Array(candidates.prefix(Int(limits.maxBlockTransactions)))
-        let result = try execute(limited, context: context, state: state, signatures: signatures)
+        let result = try execute(limited, context: context, state: state, signatures: signatures, invariants: invariants)
         let header = BlockHeader(chainID: chainID, height: context.height, previousHash: tip.hash,
                                  transactionsRoot: result.transactionsRoot, resultsRoot: result.resultsRoot,
                                  stateDigest: result.stateDigest, timestamp: timestamp, view: view, proposer: proposer,
@@ -140,7 +141,7 @@ public struct BlockExecutor: Sendable {
     /// monotonic timestamp, limits, every signature (unless trusted), and that the header's
     /// transaction root, result root and state digest are what execution gives.
     public func validate<S: LedgerStateReader>(_ block: Block, on tip: ChainTip, state: S,
-                                               signatures: SignaturePolicy = .verify, checkInvariants: Bool = true) throws -> ExecutionResult {
+                                               signatures: SignaturePolicy = .verify, invariants: InvariantCheck = .touchedRecords) throws -> ExecutionResult {
         let header = block.header
         guard header.chainID == chainID else {
             throw BlockValidationError(.wrongChain, "block is for chain \(header.chainID), this is \(chainID)")
@@ -161,7 +162,7 @@ public struct BlockExecutor: Sendable {
                                    previousStateDigest: tip.stateDigest, timestamp: header.timestamp,
                                    view: header.view, proposer: header.proposer)
         let policy: SignaturePolicy = signatures == .verifyAndDrop ? .verify : signatures
-        let result = try execute(block.transactions, context: context, state: state, signatures: policy, checkInvariants: checkInvariants)
+        let result = try execute(block.transactions, context: context, state: state, signatures: policy, invariants: invariants)
         guard result.transactionsRoot == header.transactionsRoot else {
             throw BlockValidationError(.transactionsRootMismatch, "block \(header.height): transactions do not match the header's Merkle root")
         }

@@ -1,65 +1,110 @@
-/// Ledger invariants, checked after every block on every record the block touched:
+/// How much of the ledger-wide invariants `BlockExecutor.execute` checks after a block.
+public enum InvariantCheck: Sendable, Equatable {
+    /// No check: for a block a commit certificate vouches for (a quorum executed it with the
+    /// check and agreed on its state digest, which the caller compares): catch-up and the start-up
+    /// check.
+    case none
+    /// The block's own effect: for every receivable the block touched, the change in its live
+    /// fragments' outstanding amounts is matched by the change in settled and written-off, the
+    /// live list changes only by fragments the block wrote, and so on (below). It reads only what
+    /// the block wrote and those records' values before it, so its cost follows the block, not
+    /// the receivables' histories. Assumes the state before the block keeps every invariant,
+    /// which holds by induction on a chain every block of which was checked: validators, the
+    /// primary and admission's dry run (DECISIONS 53).
+    case blockEffect
+    /// Every record of every receivable the block touched, as it stands after the block: also
+    /// catches a state that was already wrong before it (an edited file, a bug in an older
+    /// version). `scf ledger verify` and tests.
+    case touchedRecords
+}
+
+/// Ledger invariants, checked after a block on the records it touched:
 /// - conservation: for every active or closed root, face = live fragments' outstanding + settled + written off;
-/// - single holder and lineage: a root's live list holds exactly its live fragments, each once;
+/// - single holder and lineage: a root's live list holds exactly its live fragments, each once, in order;
+///   a fragment never changes root;
 /// - immobility: a fragment that was locked or financed before the block was not transferred or split;
 /// - invoices: each invoice is bound to at most one root, and a root's invoices point back to it.
 /// A violation is a bug in the state transition, never a user error: the block is refused.
-struct InvariantChecker<Before: LedgerStateReader, After: LedgerStateReader> {
-    let before: Before
-    let after: OverlayState<After>
+struct InvariantChecker<State: LedgerStateReader> {
+    let before: State
+    let after: OverlayState<State>
+    /// Records the block's execution already read from `before` (`BlockWrites`), by id.
+    var rootsBefore: [ReceivableID: ReceivableRoot?] = [:]
+    var fragmentsBefore: [FragmentID: Fragment?] = [:]
 
-    init(before: Before, after: OverlayState<After>) where Before == After {
-        self.before = before
-        self.after = after
+    private func rootBefore(_ id: ReceivableID) throws -> ReceivableRoot? {
+        if let known = rootsBefore[id] { return known }
+        return try before.root(id)
     }
 
-    func check() throws {
-        var roots = Set(after.changes.roots.keys)
-        // The fragments the block wrote, by root, once (not one scan of them per root).
-        var written: [ReceivableID: [(id: FragmentID, isLive: Bool)]] = [:]
-        for fragment in after.changes.fragments.values {
-            roots.insert(fragment.root)
-            written[fragment.root, default: []].append((fragment.id, fragment.state.isLive))
-        }
-        for id in roots.sorted() {
-            guard let root = try after.root(id) else { throw violation("fragment points to missing root \(id)") }
-            try checkRoot(root, written: written[id] ?? [])
-        }
+    private func fragmentBefore(_ id: FragmentID) throws -> Fragment? {
+        if let known = fragmentsBefore[id] { return known }
+        return try before.fragment(id)
+    }
+
+    private func rootAfter(_ id: ReceivableID) throws -> ReceivableRoot? {
+        if let written = after.changes.roots[id] { return written }
+        return try rootBefore(id)
+    }
+
+    private func fragmentAfter(_ id: FragmentID) throws -> Fragment? {
+        if let written = after.changes.fragments[id] { return written }
+        return try fragmentBefore(id)
+    }
+
+    typealias Written = (fragment: Fragment, before: Fragment?)
+
+    func check(_ mode: InvariantCheck) throws {
+        guard mode != .none else { return }
+        // The fragments the block wrote, by root, each with its value before the block, read once.
+        var written: [ReceivableID: [Written]] = [:]
         for fragment in after.changes.sortedFragments {
-            if let previous = try before.fragment(fragment.id), previous.state == .locked || previous.state == .financed {
-                if fragment.state == .transferred || fragment.state == .split {
-                    throw violation("fragment \(fragment.id) moved while \(previous.state)")
+            let previous = try fragmentBefore(fragment.id)
+            if let previous {
+                guard previous.root == fragment.root else {
+                    throw violation("fragment \(fragment.id) moved from root \(previous.root) to \(fragment.root)")
                 }
-                if previous.state == .financed, fragment.holder != previous.holder {
-                    throw violation("financed fragment \(fragment.id) changed holder")
+                if previous.state == .locked || previous.state == .financed {
+                    if fragment.state == .transferred || fragment.state == .split {
+                        throw violation("fragment \(fragment.id) moved while \(previous.state)")
+                    }
+                    if previous.state == .financed, fragment.holder != previous.holder {
+                        throw violation("financed fragment \(fragment.id) changed holder")
+                    }
                 }
+            }
+            written[fragment.root, default: []].append((fragment, previous))
+        }
+        for id in Set(after.changes.roots.keys).union(written.keys).sorted() {
+            guard let root = try rootAfter(id) else { throw violation("fragment points to missing root \(id)") }
+            let fragments = written[id] ?? []
+            switch mode {
+            case .touchedRecords: try checkRecords(of: root, written: fragments)
+            case .blockEffect: try checkEffect(on: root, written: fragments)
+            case .none: break
             }
         }
         for record in after.changes.sortedInvoices {
             if let bound = record.boundRoot {
-                guard let root = try after.root(bound), root.invoiceKeys.contains(record.invoice.key) else {
+                guard let root = try rootAfter(bound), root.invoiceKeys.contains(record.invoice.key) else {
                     throw violation("invoice \(record.invoice.key) bound to \(bound) which does not list it")
                 }
+            }
+            // An invoice the block unbound or rebound has left its old root's list.
+            if mode == .blockEffect, let old = try before.invoice(record.invoice.key)?.boundRoot, old != record.boundRoot,
+               let root = try rootAfter(old), root.listsInvoices, root.invoiceKeys.contains(record.invoice.key) {
+                throw violation("root \(old) lists invoice \(record.invoice.key) which is now bound to \(record.boundRoot.map { "\($0)" } ?? "no root")")
             }
         }
     }
 
-    private func checkRoot(_ root: ReceivableRoot, written: [(id: FragmentID, isLive: Bool)]) throws {
-        for key in root.invoiceKeys where root.status != .rejected && root.status != .withdrawn {
-            guard try after.invoice(key)?.boundRoot == root.id else {
-                throw violation("root \(root.id) lists invoice \(key) which is not bound to it")
-            }
-        }
-        guard root.status == .active || root.status == .closed else {
-            guard root.liveFragments.isEmpty else { throw violation("inactive root \(root.id) has fragments") }
-            return
-        }
-        guard root.liveFragments == root.liveFragments.sorted(), Set(root.liveFragments).count == root.liveFragments.count else {
-            throw violation("root \(root.id) live fragment list is not sorted and unique")
-        }
+    /// `.touchedRecords`: reads every invoice and live fragment the root lists.
+    private func checkRecords(of root: ReceivableRoot, written: [Written]) throws {
+        try checkInvoices(of: root)
+        guard try checkShape(of: root) else { return }
         var total = root.settled.value.addingReportingOverflow(root.writtenOff.value)
         for id in root.liveFragments {
-            guard let fragment = try after.fragment(id), fragment.root == root.id, fragment.state.isLive else {
+            guard let fragment = try fragmentAfter(id), fragment.root == root.id, fragment.state.isLive else {
                 throw violation("root \(root.id) lists \(id), which is not one of its live fragments")
             }
             let sum = total.partialValue.addingReportingOverflow(fragment.outstanding.value)
@@ -68,15 +113,103 @@ struct InvariantChecker<Before: LedgerStateReader, After: LedgerStateReader> {
         guard !total.overflow, total.partialValue == root.terms.face.amount.value else {
             throw violation("root \(root.id): live outstanding + settled + written off = \(total.partialValue), face is \(root.terms.face.amount)")
         }
-        for fragment in written {
-            guard fragment.isLive == root.liveFragments.contains(fragment.id) else {
-                let state = try after.fragment(fragment.id)?.state.description ?? "missing"
-                throw violation("fragment \(fragment.id) is \(state) but the root's live list disagrees")
+        try checkWrittenAgree(root, written)
+    }
+
+    /// `.blockEffect`: what the block changed of the root, on the root's value before the block.
+    private func checkEffect(on root: ReceivableRoot, written: [Written]) throws {
+        let previous = after.changes.roots[root.id] == nil ? root : try rootBefore(root.id)
+        guard let previous, previous.isActiveOrClosed, previous.terms.face == root.terms.face else {
+            // A root the block created or activated (its fragments are the block's own): every record.
+            return try checkRecords(of: root, written: written)
+        }
+        if previous.invoiceKeys != root.invoiceKeys || previous.status != root.status { try checkInvoices(of: root) }
+        guard try checkShape(of: root) else { return }
+        // The live list may change only by fragments the block wrote.
+        let ids = Set(written.map(\.fragment.id))
+        for id in Self.symmetricDifference(previous.liveFragments, root.liveFragments) where !ids.contains(id) {
+            throw violation("root \(root.id)'s live list gained or lost \(id), which the block did not write")
+        }
+        try checkWrittenAgree(root, written)
+        // Conservation: the written fragments' live outstanding moves by as much as settled plus
+        // written off moves the other way (face is unchanged, and the rest of the list is as before).
+        var was = previous.settled.value.addingReportingOverflow(previous.writtenOff.value)
+        var now = root.settled.value.addingReportingOverflow(root.writtenOff.value)
+        for (fragment, old) in written {
+            if Self.contains(previous.liveFragments, fragment.id) {
+                guard let old else { throw violation("root \(root.id) listed \(fragment.id), which did not exist") }
+                let sum = was.partialValue.addingReportingOverflow(old.outstanding.value)
+                was = (sum.partialValue, was.overflow || sum.overflow)
+            }
+            if fragment.state.isLive {
+                let sum = now.partialValue.addingReportingOverflow(fragment.outstanding.value)
+                now = (sum.partialValue, now.overflow || sum.overflow)
             }
         }
+        guard !was.overflow, !now.overflow, was.partialValue == now.partialValue else {
+            throw violation("root \(root.id): the block moved live outstanding + settled + written off from \(was.partialValue) to \(now.partialValue) among the fragments it wrote; face is \(root.terms.face.amount)")
+        }
+    }
+
+    /// A root's invoices point back to it (unless it was rejected or withdrawn).
+    private func checkInvoices(of root: ReceivableRoot) throws {
+        guard root.listsInvoices else { return }
+        for key in root.invoiceKeys {
+            guard try after.invoice(key)?.boundRoot == root.id else {
+                throw violation("root \(root.id) lists invoice \(key) which is not bound to it")
+            }
+        }
+    }
+
+    /// An inactive root has no fragments; an active or closed one's live list is sorted and
+    /// unique. Returns whether the root is active or closed (its amounts are to be checked).
+    private func checkShape(of root: ReceivableRoot) throws -> Bool {
+        guard root.isActiveOrClosed else {
+            guard root.liveFragments.isEmpty else { throw violation("inactive root \(root.id) has fragments") }
+            return false
+        }
+        guard zip(root.liveFragments, root.liveFragments.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw violation("root \(root.id) live fragment list is not sorted and unique")
+        }
+        return true
+    }
+
+    /// Each fragment the block wrote is live exactly when its root lists it.
+    private func checkWrittenAgree(_ root: ReceivableRoot, _ written: [Written]) throws {
+        for (fragment, _) in written where fragment.state.isLive != Self.contains(root.liveFragments, fragment.id) {
+            throw violation("fragment \(fragment.id) is \(fragment.state) but the root's live list disagrees")
+        }
+    }
+
+    /// Binary search in a sorted list.
+    static func contains(_ sorted: [FragmentID], _ id: FragmentID) -> Bool {
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < id { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low] == id
+    }
+
+    /// The ids in exactly one of two sorted lists (a list that is not sorted was refused before).
+    static func symmetricDifference(_ a: [FragmentID], _ b: [FragmentID]) -> [FragmentID] {
+        var result: [FragmentID] = []
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i] < b[j]) { result.append(a[i]); i += 1 }
+            else if i == a.count || b[j] < a[i] { result.append(b[j]); j += 1 }
+            else { i += 1; j += 1 }
+        }
+        return result
     }
 
     private func violation(_ message: String) -> BlockValidationError {
         BlockValidationError(.invariantViolated, message)
     }
+}
+
+extension ReceivableRoot {
+    var isActiveOrClosed: Bool { status == .active || status == .closed }
+    /// Whether the root's invoices must be bound to it (a rejected or withdrawn root released them).
+    var listsInvoices: Bool { status != .rejected && status != .withdrawn }
 }

@@ -8,6 +8,11 @@
 final class BlockWrites<S: LedgerStateReader> {
     let base: S
     var changes = StateChanges()
+    /// Roots and fragments as the base held them before the block, for those the block read
+    /// (nil: it has none by that id): a record read again comes from here, and the invariant check
+    /// compares the block's writes with these instead of reading them from the base a second time.
+    private(set) var rootsBefore: [ReceivableID: ReceivableRoot?] = [:]
+    private(set) var fragmentsBefore: [FragmentID: Fragment?] = [:]
 
     init(base: S) {
         self.base = base
@@ -15,8 +20,20 @@ final class BlockWrites<S: LedgerStateReader> {
 
     func member(_ id: MemberID) throws -> Member? { try changes.members[id] ?? base.member(id) }
     func nonce(of id: MemberID) throws -> UInt64 { try changes.nonces[id] ?? base.nonce(of: id) }
-    func root(_ id: ReceivableID) throws -> ReceivableRoot? { try changes.roots[id] ?? base.root(id) }
-    func fragment(_ id: FragmentID) throws -> Fragment? { try changes.fragments[id] ?? base.fragment(id) }
+    func root(_ id: ReceivableID) throws -> ReceivableRoot? {
+        if let written = changes.roots[id] { return written }
+        if let known = rootsBefore[id] { return known }
+        let value = try base.root(id)
+        rootsBefore[id] = .some(value)
+        return value
+    }
+    func fragment(_ id: FragmentID) throws -> Fragment? {
+        if let written = changes.fragments[id] { return written }
+        if let known = fragmentsBefore[id] { return known }
+        let value = try base.fragment(id)
+        fragmentsBefore[id] = .some(value)
+        return value
+    }
     func invoice(_ key: InvoiceKey) throws -> InvoiceRecord? { try changes.invoices[key] ?? base.invoice(key) }
     func financingRequest(_ id: Hash) throws -> FinancingRequest? { try changes.financingRequests[id] ?? base.financingRequest(id) }
 }
