@@ -28,14 +28,30 @@ import Testing
 
         var state: MemoryLedgerState { ledger.state }
 
-        /// The violation `mode` reports for `changes` applied to the ledger's state, if any.
+        /// The violation `mode` reports for `changes` applied to the ledger's state, if any. The
+        /// check runs twice, reading the records before the block from the state and from what
+        /// execution would have read (`BlockWrites`), and must give the same verdict both times.
         func violation(_ changes: StateChanges, _ mode: InvariantCheck) -> String? {
-            do {
-                try InvariantChecker(before: state, after: OverlayState(base: state, changes: changes)).check(mode)
-                return nil
-            } catch {
-                return "\(error)"
+            func run(_ checker: InvariantChecker<MemoryLedgerState>) -> String? {
+                do {
+                    try checker.check(mode)
+                    return nil
+                } catch {
+                    return "\(error)"
+                }
             }
+            let overlay = OverlayState(base: state, changes: changes)
+            var roots: [ReceivableID: ReceivableRoot?] = [:]
+            var fragments: [FragmentID: Fragment?] = [:]
+            for id in changes.roots.keys { roots[id] = .some(state.roots[id]) }
+            for fragment in changes.fragments.values {
+                fragments[fragment.id] = .some(state.fragments[fragment.id])
+                roots[fragment.root] = .some(state.roots[fragment.root])
+            }
+            let plain = run(InvariantChecker(before: state, after: overlay))
+            let remembered = run(InvariantChecker(before: state, after: overlay, rootsBefore: roots, fragmentsBefore: fragments))
+            #expect(plain == remembered)
+            return plain
         }
 
         func caughtByBoth(_ changes: StateChanges) -> Bool {
@@ -56,6 +72,53 @@ import Testing
         changes.roots[root.id] = root
         #expect(split.violation(changes, .blockEffect) == nil)
         #expect(split.violation(changes, .touchedRecords) == nil)
+    }
+
+    @Test func amountsCannotGoNegativeOrPastTheFragmentEvenIfTheyStillAddUp() throws {
+        let split = try Split()
+        // Sums that still match the root's face, by a negative amount or around an overflow.
+        let total = split.ledger.fragment(split.kept).outstanding.value + split.ledger.fragment(split.sent).outstanding.value
+        for keptValue in [total + 1, Int64.max] {
+            var changes = StateChanges()
+            var kept = split.ledger.fragment(split.kept)
+            var sent = split.ledger.fragment(split.sent)
+            kept.outstanding = MinorUnits(keptValue)
+            sent.outstanding = MinorUnits(total - keptValue)
+            changes.fragments[kept.id] = kept
+            changes.fragments[sent.id] = sent
+            #expect(split.caughtByBoth(changes))
+        }
+        var changes = StateChanges()
+        var root = split.ledger.root(split.root)
+        root.settled = MinorUnits(-1)
+        root.writtenOff = MinorUnits(1)
+        changes.roots[root.id] = root
+        #expect(split.caughtByBoth(changes))
+    }
+
+    @Test func aRecordMustBeWrittenUnderItsOwnID() throws {
+        let split = try Split()
+        var changes = StateChanges()
+        var fragment = split.ledger.fragment(split.sent)
+        fragment.state = .settled
+        changes.fragments[split.kept] = fragment
+        #expect(split.caughtByBoth(changes))
+    }
+
+    @Test func anActiveReceivableNeverGoesBack() throws {
+        let split = try Split()
+        var changes = StateChanges()
+        var root = split.ledger.root(split.root)
+        root.status = .withdrawn
+        root.liveFragments = []
+        changes.roots[root.id] = root
+        for id in [split.kept, split.sent] {
+            var fragment = split.ledger.fragment(id)
+            fragment.state = .settled
+            changes.fragments[id] = fragment
+        }
+        #expect(split.caughtByBoth(changes))
+        #expect(split.violation(changes, .blockEffect)?.contains("went from active to withdrawn") == true)
     }
 
     @Test func theLiveListCannotLoseOrGainAFragmentTheBlockDidNotWrite() throws {
@@ -95,6 +158,12 @@ import Testing
         changes.fragments[fragment.id] = fragment
         #expect(split.caughtByBoth(changes))
         #expect(split.violation(changes, .blockEffect)?.contains("moved from root") == true)
+        // Or listed by another receivable without being written at all.
+        var listed = StateChanges()
+        var root = split.ledger.root(other)
+        root.liveFragments = (root.liveFragments + [split.sent]).sorted()
+        listed.roots[other] = root
+        #expect(split.caughtByBoth(listed))
     }
 
     @Test func aLockedFragmentCannotMove() throws {
@@ -117,6 +186,20 @@ import Testing
         var changes = StateChanges()
         changes.invoices[key] = record
         // The root itself is untouched: only the block-effect check looks at the invoice's old root.
+        #expect(split.violation(changes, .blockEffect)?.contains("lists invoice") == true)
+    }
+
+    @Test func anInvoiceReboundToAnotherRootThatListsItIsRefusedWhileTheOldOneListsIt() throws {
+        var split = try Split()
+        let (other, _) = try split.ledger.activeReceivable(face: 500_000_00, invoice: "00000002")
+        let key = split.ledger.root(split.root).invoiceKeys[0]
+        var record = split.state.invoices[key]!
+        record.boundRoot = other
+        var root = split.ledger.root(other)
+        root.invoiceKeys = (root.invoiceKeys + [key]).sorted()
+        var changes = StateChanges()
+        changes.invoices[key] = record
+        changes.roots[other] = root
         #expect(split.violation(changes, .blockEffect)?.contains("lists invoice") == true)
     }
 

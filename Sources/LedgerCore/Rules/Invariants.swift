@@ -19,9 +19,10 @@ public enum InvariantCheck: Sendable, Equatable {
 }
 
 /// Ledger invariants, checked after a block on the records it touched:
-/// - conservation: for every active or closed root, face = live fragments' outstanding + settled + written off;
+/// - conservation: for every active or closed root, face = live fragments' outstanding + settled + written off,
+///   with 0 ≤ outstanding ≤ amount for every fragment and settled and written off never negative;
 /// - single holder and lineage: a root's live list holds exactly its live fragments, each once, in order;
-///   a fragment never changes root;
+///   a fragment never changes root; an active or closed root stays active or closed;
 /// - immobility: a fragment that was locked or financed before the block was not transferred or split;
 /// - invoices: each invoice is bound to at most one root, and a root's invoices point back to it.
 /// A violation is a bug in the state transition, never a user error: the block is refused.
@@ -58,7 +59,12 @@ struct InvariantChecker<State: LedgerStateReader> {
         guard mode != .none else { return }
         // The fragments the block wrote, by root, each with its value before the block, read once.
         var written: [ReceivableID: [Written]] = [:]
-        for fragment in after.changes.sortedFragments {
+        for id in after.changes.fragments.keys.sorted() {
+            let fragment = after.changes.fragments[id]!
+            guard fragment.id == id else { throw violation("fragment \(fragment.id) was written as \(id)") }
+            guard fragment.outstanding.value >= 0, fragment.outstanding <= fragment.amount else {
+                throw violation("fragment \(fragment.id) has \(fragment.outstanding) outstanding of \(fragment.amount)")
+            }
             let previous = try fragmentBefore(fragment.id)
             if let previous {
                 guard previous.root == fragment.root else {
@@ -75,6 +81,17 @@ struct InvariantChecker<State: LedgerStateReader> {
             }
             written[fragment.root, default: []].append((fragment, previous))
         }
+        for id in after.changes.roots.keys.sorted() {
+            let root = after.changes.roots[id]!
+            guard root.id == id else { throw violation("root \(root.id) was written as \(id)") }
+            guard root.settled.value >= 0, root.writtenOff.value >= 0 else {
+                throw violation("root \(root.id) has \(root.settled) settled and \(root.writtenOff) written off")
+            }
+            // Active and closed are final: a receivable that has fragments never goes back.
+            if let previous = try rootBefore(id), previous.isActiveOrClosed, !root.isActiveOrClosed {
+                throw violation("root \(root.id) went from \(previous.status) to \(root.status)")
+            }
+        }
         for id in Set(after.changes.roots.keys).union(written.keys).sorted() {
             guard let root = try rootAfter(id) else { throw violation("fragment points to missing root \(id)") }
             let fragments = written[id] ?? []
@@ -84,7 +101,9 @@ struct InvariantChecker<State: LedgerStateReader> {
             case .none: break
             }
         }
-        for record in after.changes.sortedInvoices {
+        for key in after.changes.invoices.keys.sorted() {
+            let record = after.changes.invoices[key]!
+            guard record.invoice.key == key else { throw violation("invoice \(record.invoice.key) was written as \(key)") }
             if let bound = record.boundRoot {
                 guard let root = try rootAfter(bound), root.invoiceKeys.contains(record.invoice.key) else {
                     throw violation("invoice \(record.invoice.key) bound to \(bound) which does not list it")

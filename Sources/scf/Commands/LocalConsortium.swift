@@ -184,6 +184,9 @@ final class LocalConsortium: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if let status = try? await status(index), status.height >= height { return }
+            if let process = processes[index], !process.isRunning {
+                throw CLIError("node-\(index) exited with status \(process.terminationStatus) before reaching height \(height); \(logTail(index))")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw CLIError("node-\(index) did not reach height \(height) in \(Int(seconds)) s; see \(directory)/logs/node-\(index).log")
