@@ -187,12 +187,8 @@ public final class StoreEligibility: EligibilityAggregates, Sendable {
                 }
                 cache.books[key] = book
             }
-            // Receivables maturing strictly before the cutoff: binary search for the first at or after it.
-            var low = 0, high = book.maturities.count
-            while low < high {
-                let middle = (low + high) / 2
-                if book.maturities[middle] < maturedBefore.daysSinceEpoch { low = middle + 1 } else { high = middle }
-            }
+            // Receivables maturing strictly before the cutoff: those before the first at or after it.
+            let low = book.maturities.sortedInsertionIndex(of: maturedBefore.daysSinceEpoch)
             return OverdueBalance(overdue: MinorUnits(book.prefix[low]), outstanding: MinorUnits(book.total))
         }
     }

@@ -81,23 +81,28 @@ struct InvariantChecker<State: LedgerStateReader> {
             }
             written[fragment.root, default: []].append((fragment, previous))
         }
+        // The roots the block wrote, each with its value before the block, read once.
+        var previousRoots: [ReceivableID: ReceivableRoot?] = [:]
         for id in after.changes.roots.keys.sorted() {
             let root = after.changes.roots[id]!
             guard root.id == id else { throw violation("root \(root.id) was written as \(id)") }
             guard root.settled.value >= 0, root.writtenOff.value >= 0 else {
                 throw violation("root \(root.id) has \(root.settled) settled and \(root.writtenOff) written off")
             }
+            let previous = try rootBefore(id)
             // Active and closed are final: a receivable that has fragments never goes back.
-            if let previous = try rootBefore(id), previous.isActiveOrClosed, !root.isActiveOrClosed {
+            if let previous, previous.isActiveOrClosed, !root.isActiveOrClosed {
                 throw violation("root \(root.id) went from \(previous.status) to \(root.status)")
             }
+            previousRoots[id] = .some(previous)
         }
         for id in Set(after.changes.roots.keys).union(written.keys).sorted() {
             guard let root = try rootAfter(id) else { throw violation("fragment points to missing root \(id)") }
             let fragments = written[id] ?? []
             switch mode {
+            // A root the block did not write is as it was.
+            case .blockEffect: try checkEffect(on: root, previous: previousRoots[id] ?? root, written: fragments)
             case .touchedRecords: try checkRecords(of: root, written: fragments)
-            case .blockEffect: try checkEffect(on: root, written: fragments)
             case .none: break
             }
         }
@@ -121,23 +126,21 @@ struct InvariantChecker<State: LedgerStateReader> {
     private func checkRecords(of root: ReceivableRoot, written: [Written]) throws {
         try checkInvoices(of: root)
         guard try checkShape(of: root) else { return }
-        var total = root.settled.value.addingReportingOverflow(root.writtenOff.value)
+        var total = Total(root.settled, root.writtenOff)
         for id in root.liveFragments {
             guard let fragment = try fragmentAfter(id), fragment.root == root.id, fragment.state.isLive else {
                 throw violation("root \(root.id) lists \(id), which is not one of its live fragments")
             }
-            let sum = total.partialValue.addingReportingOverflow(fragment.outstanding.value)
-            total = (sum.partialValue, total.overflow || sum.overflow)
+            total.add(fragment.outstanding)
         }
-        guard !total.overflow, total.partialValue == root.terms.face.amount.value else {
-            throw violation("root \(root.id): live outstanding + settled + written off = \(total.partialValue), face is \(root.terms.face.amount)")
+        guard total.equals(root.terms.face.amount.value) else {
+            throw violation("root \(root.id): live outstanding + settled + written off = \(total.value), face is \(root.terms.face.amount)")
         }
         try checkWrittenAgree(root, written)
     }
 
     /// `.blockEffect`: what the block changed of the root, on the root's value before the block.
-    private func checkEffect(on root: ReceivableRoot, written: [Written]) throws {
-        let previous = after.changes.roots[root.id] == nil ? root : try rootBefore(root.id)
+    private func checkEffect(on root: ReceivableRoot, previous: ReceivableRoot?, written: [Written]) throws {
         guard let previous, previous.isActiveOrClosed, previous.terms.face == root.terms.face else {
             // A root the block created or activated (its fragments are the block's own): every record.
             return try checkRecords(of: root, written: written)
@@ -146,27 +149,23 @@ struct InvariantChecker<State: LedgerStateReader> {
         guard try checkShape(of: root) else { return }
         // The live list may change only by fragments the block wrote.
         let ids = Set(written.map(\.fragment.id))
-        for id in Self.symmetricDifference(previous.liveFragments, root.liveFragments) where !ids.contains(id) {
+        for id in previous.liveFragments.sortedSymmetricDifference(root.liveFragments) where !ids.contains(id) {
             throw violation("root \(root.id)'s live list gained or lost \(id), which the block did not write")
         }
         try checkWrittenAgree(root, written)
         // Conservation: the written fragments' live outstanding moves by as much as settled plus
         // written off moves the other way (face is unchanged, and the rest of the list is as before).
-        var was = previous.settled.value.addingReportingOverflow(previous.writtenOff.value)
-        var now = root.settled.value.addingReportingOverflow(root.writtenOff.value)
+        var was = Total(previous.settled, previous.writtenOff)
+        var now = Total(root.settled, root.writtenOff)
         for (fragment, old) in written {
-            if Self.contains(previous.liveFragments, fragment.id) {
+            if previous.liveFragments.sortedContains(fragment.id) {
                 guard let old else { throw violation("root \(root.id) listed \(fragment.id), which did not exist") }
-                let sum = was.partialValue.addingReportingOverflow(old.outstanding.value)
-                was = (sum.partialValue, was.overflow || sum.overflow)
+                was.add(old.outstanding)
             }
-            if fragment.state.isLive {
-                let sum = now.partialValue.addingReportingOverflow(fragment.outstanding.value)
-                now = (sum.partialValue, now.overflow || sum.overflow)
-            }
+            if fragment.state.isLive { now.add(fragment.outstanding) }
         }
-        guard !was.overflow, !now.overflow, was.partialValue == now.partialValue else {
-            throw violation("root \(root.id): the block moved live outstanding + settled + written off from \(was.partialValue) to \(now.partialValue) among the fragments it wrote; face is \(root.terms.face.amount)")
+        guard !was.overflowed, now.equals(was.value) else {
+            throw violation("root \(root.id): the block moved live outstanding + settled + written off from \(was.value) to \(now.value) among the fragments it wrote; face is \(root.terms.face.amount)")
         }
     }
 
@@ -195,36 +194,30 @@ struct InvariantChecker<State: LedgerStateReader> {
 
     /// Each fragment the block wrote is live exactly when its root lists it.
     private func checkWrittenAgree(_ root: ReceivableRoot, _ written: [Written]) throws {
-        for (fragment, _) in written where fragment.state.isLive != Self.contains(root.liveFragments, fragment.id) {
+        for (fragment, _) in written where fragment.state.isLive != root.liveFragments.sortedContains(fragment.id) {
             throw violation("fragment \(fragment.id) is \(fragment.state) but the root's live list disagrees")
         }
-    }
-
-    /// Binary search in a sorted list.
-    static func contains(_ sorted: [FragmentID], _ id: FragmentID) -> Bool {
-        var low = 0, high = sorted.count
-        while low < high {
-            let middle = (low + high) / 2
-            if sorted[middle] < id { low = middle + 1 } else { high = middle }
-        }
-        return low < sorted.count && sorted[low] == id
-    }
-
-    /// The ids in exactly one of two sorted lists (a list that is not sorted was refused before).
-    static func symmetricDifference(_ a: [FragmentID], _ b: [FragmentID]) -> [FragmentID] {
-        var result: [FragmentID] = []
-        var i = 0, j = 0
-        while i < a.count || j < b.count {
-            if j == b.count || (i < a.count && a[i] < b[j]) { result.append(a[i]); i += 1 }
-            else if i == a.count || b[j] < a[i] { result.append(b[j]); j += 1 }
-            else { i += 1; j += 1 }
-        }
-        return result
     }
 
     private func violation(_ message: String) -> BlockValidationError {
         BlockValidationError(.invariantViolated, message)
     }
+}
+
+/// A sum of amounts that remembers whether it ever overflowed (an overflowing sum equals nothing).
+struct Total {
+    private(set) var value: Int64 = 0
+    private(set) var overflowed = false
+
+    init(_ amounts: MinorUnits...) { for amount in amounts { add(amount) } }
+
+    mutating func add(_ amount: MinorUnits) {
+        let sum = value.addingReportingOverflow(amount.value)
+        value = sum.partialValue
+        overflowed = overflowed || sum.overflow
+    }
+
+    func equals(_ expected: Int64) -> Bool { !overflowed && value == expected }
 }
 
 extension ReceivableRoot {
