@@ -5,7 +5,8 @@ import LedgerCore
 /// second check of the same transaction can wait for the first instead of running beside it.
 ///
 /// A transaction is claimed just before its check and released right after (its result already
-/// in the memo), so a claim lasts one signature check. Deadlock-free: a caller waits only after
+/// in the memo); a checker claims a few at a time (`ValidatorNode.signatureClaimGroup`), so a
+/// claim lasts at most that many signature checks. Deadlock-free: a caller waits only after
 /// releasing every claim of its own, and the wait is bounded (`waitUntilChecked`).
 final class SignaturesInFlight: @unchecked Sendable {
     private let condition = NSCondition()
@@ -22,10 +23,24 @@ final class SignaturesInFlight: @unchecked Sendable {
         return checking.insert(id).inserted
     }
 
+    /// Claims each of a few transactions about to be checked, under one lock; true where
+    /// claimed, false where another call is checking it now.
+    func tryClaim(_ ids: some Sequence<Hash>) -> [Bool] {
+        condition.lock()
+        defer { condition.unlock() }
+        return ids.map { checking.insert($0).inserted }
+    }
+
     /// Ends a claim (after the result is in the memo) and wakes the calls waiting for it.
     func release(_ id: Hash) {
+        release(CollectionOfOne(id))
+    }
+
+    /// Ends several claims under one lock, and wakes the calls waiting for any of them.
+    func release(_ ids: some Collection<Hash>) {
+        guard !ids.isEmpty else { return }
         condition.lock()
-        checking.remove(id)
+        for id in ids { checking.remove(id) }
         condition.broadcast()
         condition.unlock()
     }

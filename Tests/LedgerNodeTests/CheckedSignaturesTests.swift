@@ -91,6 +91,42 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
+    /// A checker claims a group under one lock: what another call holds (or the group holds
+    /// twice) is left out, and releasing the group frees exactly what it claimed.
+    @Test func aGroupIsClaimedAndReleasedTogether() {
+        let inFlight = SignaturesInFlight(timeout: 60)
+        let (genuine, forged) = Self.pair()
+        var factory = TransactionFactory(consortium: Self.consortium)
+        let other = factory.make(TestConsortium.tier1, .proposeReceivable(Self.consortium.terms(face: 5, invoiceNumber: "6999")))
+        #expect(inFlight.tryClaim(other.id))
+        #expect(inFlight.tryClaim([genuine.id, other.id, forged.id]) == [true, false, false], "held by another call, or twice in the group")
+        #expect(inFlight.count == 2)
+        inFlight.release([genuine.id])
+        #expect(inFlight.count == 1)
+        #expect(!inFlight.tryClaim(other.id), "a group's release leaves other claims alone")
+        inFlight.release([Hash]())
+        inFlight.release(other.id)
+        #expect(inFlight.count == 0)
+    }
+
+    /// The same transaction twice in one call (a client's batch) is checked once.
+    @Test func aTransactionTwiceInOneCallIsCheckedOnce() throws {
+        let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("scf-checked-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let node = try Self.node(in: directory, signatureWaitMilliseconds: 60_000)
+        defer { node.stop() }
+        var factory = TransactionFactory(consortium: Self.consortium)
+        let transactions = (1...40).map { number in
+            factory.make(TestConsortium.tier1, .proposeReceivable(Self.consortium.terms(face: 100, invoiceNumber: "\(7000 + number)")))
+        }
+        // Each repeated at a distance that lands the copy in the same chunk and group.
+        let submitted = transactions + transactions
+        let verified = node.verifySignatures(submitted)
+        #expect(verified.count == transactions.count)
+        #expect(node.clientSignatureChecks.load(ordering: .relaxed) == transactions.count)
+        #expect(node.signaturesInFlight.count == 0)
+    }
+
     @Test func theMemoryIsBoundedOldestForgottenFirst() {
         var memo = ValidatorNode.CheckedSignatures(limit: 100)
         let genuine = Self.pair().genuine
