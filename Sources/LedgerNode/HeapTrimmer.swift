@@ -1,8 +1,10 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Gives memory the C allocator keeps but no longer uses back to the system, every few seconds.
+/// Gives memory the C allocator keeps but no longer uses back to the system, every few seconds,
+/// and caps how many arenas it keeps it in (`limitArenas`).
 ///
 /// glibc's malloc keeps freed memory in per-thread arenas for reuse and returns it to the kernel
 /// only from the top of the main heap. A node allocates on many threads (network event loops,
@@ -15,6 +17,31 @@ import Glibc
 /// (macOS) this does nothing. See docs/DECISIONS.md.
 public enum HeapTrimmer {
     private typealias Trim = @convention(c) (Int) -> Int32
+    private typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    /// glibc's `M_ARENA_MAX` (malloc.h).
+    private static let arenaMaxParameter: Int32 = -8
+
+    /// Caps glibc's malloc arenas at one per processor (at least 2) instead of its default of eight
+    /// per processor, unless the environment already sets `MALLOC_ARENA_MAX`. Call it first thing
+    /// in a long-running process, before its threads allocate: it bounds the arenas created from
+    /// then on. Each arena keeps its own free pages, so with a node's many allocating threads the
+    /// default left tens of megabytes resident between trims: offering 3,000 tx/s to four nodes on
+    /// 2 cores, peaks of 193-219 MB per node with the default against 161-177 MB with 2 arenas,
+    /// throughput the same within the machine's noise; after 1,000,000 transactions of overload,
+    /// peaks of 220-313 MB against 192-225 (DECISIONS 54). Returns the cap set, or nil if none was
+    /// (the environment's is kept, or the allocator is not glibc's).
+    @discardableResult
+    public static func limitArenas(processors: Int = ProcessInfo.processInfo.activeProcessorCount,
+                                   environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
+        #if canImport(Glibc)
+        guard environment["MALLOC_ARENA_MAX"] == nil,
+              let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
+        let arenas = max(2, processors)
+        return unsafeBitCast(symbol, to: Mallopt.self)(arenaMaxParameter, Int32(clamping: arenas)) == 1 ? arenas : nil
+        #else
+        return nil
+        #endif
+    }
 
     /// Trims every `interval` until the task is cancelled.
     public static func start(every interval: Duration = .seconds(10)) -> Task<Void, Never> {

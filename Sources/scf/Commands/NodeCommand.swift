@@ -142,6 +142,8 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: .hidden) var checkScratchDirectory: String?
 
         func run() async throws {
+            // Before the node's threads allocate (see `HeapTrimmer.limitArenas`).
+            HeapTrimmer.limitArenas()
             try await reportingErrors { try await runNode() }
         }
 
