@@ -16,13 +16,6 @@ final class SignaturesInFlight: @unchecked Sendable {
 
     init(timeout: TimeInterval = 0.05) { self.timeout = timeout }
 
-    /// Claims a transaction about to be checked; false if another call is checking it now.
-    func tryClaim(_ id: Hash) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return checking.insert(id).inserted
-    }
-
     /// Claims each of a few transactions about to be checked, under one lock; true where
     /// claimed, false where another call is checking it now.
     func tryClaim(_ ids: some Sequence<Hash>) -> [Bool] {
@@ -31,12 +24,8 @@ final class SignaturesInFlight: @unchecked Sendable {
         return ids.map { checking.insert($0).inserted }
     }
 
-    /// Ends a claim (after the result is in the memo) and wakes the calls waiting for it.
-    func release(_ id: Hash) {
-        release(CollectionOfOne(id))
-    }
-
-    /// Ends several claims under one lock, and wakes the calls waiting for any of them.
+    /// Ends claims (after their results are in the memo) under one lock, and wakes the calls
+    /// waiting for any of them.
     func release(_ ids: some Collection<Hash>) {
         guard !ids.isEmpty else { return }
         condition.lock()

@@ -585,20 +585,17 @@ public final class ValidatorNode: @unchecked Sendable {
                     if let key = keys[transaction.body.signer] { group.append((transaction, key)) }
                 }
                 if claiming {
-                    let claimed = signaturesInFlight.tryClaim(group.lazy.map(\.transaction.id))
-                    var mine: [(transaction: SignedTransaction, key: PublicKey)] = []
-                    for (entry, claimed) in zip(group, claimed) {
-                        if claimed { mine.append(entry) } else { deferred.append(entry.transaction) }
-                    }
-                    // Another call may have checked some of them meanwhile.
+                    let claims = signaturesInFlight.tryClaim(group.lazy.map(\.transaction.id))
+                    let mine = zip(group, claims).filter { $0.1 }.map(\.0)
+                    deferred += zip(group, claims).filter { !$0.1 }.map(\.0.transaction)
+                    // Another call may have checked some of them meanwhile: those are done.
                     let remembered = checkedSignatures.withLock { memo in mine.map { Self.rememberedKey($0.transaction, in: memo) } }
-                    group = []
-                    for (entry, remembered) in zip(mine, remembered) {
-                        if let remembered { local[entry.transaction.id] = remembered } else { group.append(entry) }
+                    var done: [Hash] = []
+                    group.removeAll(keepingCapacity: true)
+                    for (entry, key) in zip(mine, remembered) {
+                        if let key { local[entry.transaction.id] = key; done.append(entry.transaction.id) } else { group.append(entry) }
                     }
-                    if group.count < mine.count {
-                        signaturesInFlight.release(zip(mine, remembered).compactMap { $1 == nil ? nil : $0.transaction.id })
-                    }
+                    signaturesInFlight.release(done)
                 }
                 var valid: [(Hash, CheckedSignature)] = []
                 for (transaction, key) in group {
