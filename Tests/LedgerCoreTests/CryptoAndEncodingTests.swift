@@ -49,6 +49,20 @@ import Testing
         }
     }
 
+    /// A hash feeds only its first word to the hasher, but stays a key of its own whenever any
+    /// word differs, and the ids that wrap it keep that.
+    @Test func hashesThatShareTheirFirstWordAreStillDistinctKeys() {
+        let base = Hash(w0: 1, w1: 2, w2: 3, w3: 4)
+        let variants = [base, Hash(w0: 1, w1: 9, w2: 3, w3: 4), Hash(w0: 1, w1: 2, w2: 9, w3: 4), Hash(w0: 1, w1: 2, w2: 3, w3: 9)]
+        #expect(Set(variants).count == 4)
+        #expect(Set(variants.map(FragmentID.init)).count == 4)
+        var ages: [Hash: Int] = [:]
+        for (age, hash) in variants.enumerated() { ages[hash] = age }
+        #expect(variants.map { ages[$0] } == [0, 1, 2, 3])
+        #expect(base.hashValue == Hash(w0: 1, w1: 2, w2: 3, w3: 4).hashValue)
+        #expect(ages[Hash(w0: 1, w1: 2, w2: 3, w3: 5)] == nil)
+    }
+
     @Test func badKeysAndSignaturesAreFalseNotCrashes() {
         let key = PublicKey(suite: .ed25519SHA256, rawRepresentation: [1, 2, 3])
         #expect(!suite.isValidPublicKey(key))

@@ -69,6 +69,16 @@ public struct Hash: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func < (lhs: Hash, rhs: Hash) -> Bool {
         (lhs.w0, lhs.w1, lhs.w2, lhs.w3) < (rhs.w0, rhs.w1, rhs.w2, rhs.w3)
     }
+
+    /// Feeds the hasher the first word only. A digest's bits are already uniform, so 64 of them
+    /// spread dictionary keys as well as 256 do, and the hasher stays seeded per process, so a
+    /// client grinding transaction ids still cannot aim at a bucket. Equality still compares all
+    /// four words. A node hashes these keys millions of times a second (the state cache, a
+    /// block's changes, signature memos); one word instead of four made a lookup in a
+    /// 1,000-entry dictionary take 33 ns instead of 45 (DECISIONS 55).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(w0)
+    }
 }
 
 extension Hash: CanonicalCodable {
