@@ -902,8 +902,9 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     public func members() throws -> [Member] { try records(Schema.member, where: "1", [], limit: nil) }
 
     /// Fragments held by `holder`, optionally only in the given states (e.g. the live ones), by id.
+    /// (The fragment index leads with the state, so asking for no states in particular names them all.)
     public func fragments(heldBy holder: MemberID, in states: [FragmentState]? = nil, limit: Int? = nil) throws -> [Fragment] {
-        let (condition, arguments) = Self.stateFilter(states)
+        let (condition, arguments) = Self.stateFilter(states ?? FragmentState.allCases)
         return try records(Schema.fragment, where: "holder = ?" + condition, [SQLValue(holder)] + arguments, limit: limit)
     }
 
@@ -963,8 +964,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
         try records(Schema.financingRequest, where: "fragment = ?", [SQLValue(fragment.hash)], limit: limit)
     }
 
-    private static func stateFilter(_ states: [FragmentState]?) -> (String, [SQLValue]) {
-        guard let states else { return ("", []) }
+    private static func stateFilter(_ states: [FragmentState]) -> (String, [SQLValue]) {
         guard !states.isEmpty else { return (" AND 0", []) }
         let placeholders = Array(repeating: "?", count: states.count).joined(separator: ", ")
         return (" AND state IN (\(placeholders))", states.map { .text($0.description) })

@@ -203,6 +203,18 @@ enum Schema {
                     DROP INDEX index_invoice_on_boundRoot;
                     """)
             }),
+        // One fragment index for the holder and state filters instead of two (DECISIONS 56). A
+        // fragment's holder changes only when a bank finances it, but its state changes at nearly
+        // every step (a transfer or split closes it), and each change rewrote an entry in both old
+        // indexes, each on a page of its own once the file is large. Led by the state, the one
+        // index still serves a state alone; a holder's query names the states
+        // (`LedgerStore.fragments(heldBy:in:)` names all of them when asked for none). IF EXISTS:
+        // a node stopped during a bulk catch-up has its read-model indexes dropped.
+        Migration(id: "v4-one-fragment-state-holder-index", sql: """
+            DROP INDEX IF EXISTS index_fragment_on_holder_state;
+            DROP INDEX IF EXISTS index_fragment_on_state;
+            CREATE INDEX IF NOT EXISTS index_fragment_on_state_holder ON fragment(state, holder);
+            """),
     ]
 
     /// The read-model indexes: what the API's queries by party, holder, status, date and signer
@@ -217,9 +229,8 @@ enum Schema {
         ("index_receivableRoot_on_creditor", "receivableRoot(creditor)"),
         ("index_receivableRoot_on_maturity", "receivableRoot(maturity)"),
         ("index_receivableRoot_on_status", "receivableRoot(status)"),
-        ("index_fragment_on_holder_state", "fragment(holder, state)"),
+        ("index_fragment_on_state_holder", "fragment(state, holder)"),
         ("index_fragment_on_root", "fragment(root)"),
-        ("index_fragment_on_state", "fragment(state)"),
         ("index_invoice_on_sellerTaxID", "invoice(sellerTaxID)"),
         ("index_invoice_on_buyerTaxID", "invoice(buyerTaxID)"),
         ("index_financingRequest_on_bank_status", "financingRequest(bank, status)"),

@@ -60,6 +60,36 @@ import Testing
         #expect(try indexes(path) == expected)
     }
 
+    /// One index, led by the state, serves a holder's fragments (in given states or in any) and
+    /// a state's, and each answers what filtering every fragment would (DECISIONS 56).
+    @Test func fragmentQueriesGoThroughTheOneStateHolderIndex() throws {
+        let directory = TemporaryDirectory()
+        let path = fixture.copy(into: directory)
+        let store = try LedgerStore.open(path: path, genesis: consortium.genesis, suite: consortium.suite)
+        defer { store.close() }
+        let fragments = fixture.state.fragments.values.sorted { $0.id < $1.id }
+        #expect(Set(fragments.map(\.state)).count > 2)
+        for member in try store.members().map(\.id) {
+            let held = fragments.filter { $0.holder == member }
+            #expect(try store.fragments(heldBy: member).map(\.id) == held.map(\.id))
+            #expect(try store.fragments(heldBy: member, in: [.active, .financed]).map(\.id)
+                    == held.filter { $0.state == .active || $0.state == .financed }.map(\.id))
+            #expect(try store.fragments(heldBy: member, in: []).isEmpty)
+        }
+        for state in FragmentState.allCases {
+            #expect(try store.fragments(in: state).map(\.id) == fragments.filter { $0.state == state }.map(\.id))
+        }
+        let connection = try Connection(path: path, readOnly: true)
+        let states = FragmentState.allCases.map { SQLValue.text($0.description) }
+        let placeholders = states.map { _ in "?" }.joined(separator: ", ")
+        for (condition, arguments) in [("holder = ? AND state IN (\(placeholders))", [SQLValue.text("x")] + states),
+                                       ("state = ?", [states[0]])] {
+            let plan = try connection.statement("EXPLAIN QUERY PLAN SELECT record FROM fragment WHERE \(condition) ORDER BY id")
+                .bind(arguments).map { $0.text(3) }
+            #expect(plan.contains { $0.contains("index_fragment_on_state_holder") }, "\(condition): \(plan)")
+        }
+    }
+
     /// Catching up the whole chain with the indexes suspended leaves, once they are built again,
     /// exactly the file of appending one by one; meanwhile every query answers the same.
     @Test func aBulkCatchUpLeavesTheSameFileAndQueriesAnswerTheSameMeanwhile() throws {
