@@ -34,10 +34,9 @@ public enum HeapTrimmer {
     public static func limitArenas(processors: Int = ProcessInfo.processInfo.activeProcessorCount,
                                    environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
         #if canImport(Glibc)
-        guard environment["MALLOC_ARENA_MAX"] == nil,
-              let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
+        guard environment["MALLOC_ARENA_MAX"] == nil, let mallopt = glibcFunction("mallopt", as: Mallopt.self) else { return nil }
         let arenas = max(2, processors)
-        return unsafeBitCast(symbol, to: Mallopt.self)(arenaMaxParameter, Int32(clamping: arenas)) == 1 ? arenas : nil
+        return mallopt(arenaMaxParameter, Int32(clamping: arenas)) == 1 ? arenas : nil
         #else
         return nil
         #endif
@@ -57,10 +56,18 @@ public enum HeapTrimmer {
     @discardableResult
     public static func trim() -> Bool {
         #if canImport(Glibc)
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return false }
-        return unsafeBitCast(symbol, to: Trim.self)(0) == 1
+        guard let mallocTrim = glibcFunction("malloc_trim", as: Trim.self) else { return false }
+        return mallocTrim(0) == 1
         #else
         return false
         #endif
     }
+
+    #if canImport(Glibc)
+    /// A C library function looked up at run time (`RTLD_DEFAULT`): the Glibc module does not
+    /// export glibc's malloc extensions, and another allocator may lack them.
+    private static func glibcFunction<F>(_ name: String, as type: F.Type) -> F? {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), name).map { unsafeBitCast($0, to: type) }
+    }
+    #endif
 }

@@ -902,10 +902,16 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     public func members() throws -> [Member] { try records(Schema.member, where: "1", [], limit: nil) }
 
     /// Fragments held by `holder`, optionally only in the given states (e.g. the live ones), by id.
-    /// (The fragment index leads with the state, so asking for no states in particular names them all.)
     public func fragments(heldBy holder: MemberID, in states: [FragmentState]? = nil, limit: Int? = nil) throws -> [Fragment] {
-        let (condition, arguments) = Self.stateFilter(states ?? FragmentState.allCases)
-        return try records(Schema.fragment, where: "holder = ?" + condition, [SQLValue(holder)] + arguments, limit: limit)
+        let (condition, arguments) = Self.heldByFilter(holder, states)
+        return try records(Schema.fragment, where: condition, arguments, limit: limit)
+    }
+
+    /// The condition of `fragments(heldBy:in:)`. The fragment index leads with the state, so a
+    /// query for no states in particular names them all (a test checks SQLite reads the index).
+    static func heldByFilter(_ holder: MemberID, _ states: [FragmentState]?) -> (String, [SQLValue]) {
+        let (condition, arguments) = stateFilter(states ?? FragmentState.allCases)
+        return ("holder = ?" + condition, [SQLValue(holder)] + arguments)
     }
 
     /// Every fragment of a receivable (its whole lineage, live and closed), by generation then id.

@@ -80,10 +80,8 @@ import Testing
             #expect(try store.fragments(in: state).map(\.id) == fragments.filter { $0.state == state }.map(\.id))
         }
         let connection = try Connection(path: path, readOnly: true)
-        let states = FragmentState.allCases.map { SQLValue.text($0.description) }
-        let placeholders = states.map { _ in "?" }.joined(separator: ", ")
-        for (condition, arguments) in [("holder = ? AND state IN (\(placeholders))", [SQLValue.text("x")] + states),
-                                       ("state = ?", [states[0]])] {
+        for (condition, arguments) in [LedgerStore.heldByFilter("x", nil), LedgerStore.heldByFilter("x", [.locked]),
+                                       ("state = ?", [.text(FragmentState.active.description)])] {
             let plan = try connection.statement("EXPLAIN QUERY PLAN SELECT record FROM fragment WHERE \(condition) ORDER BY id")
                 .bind(arguments).map { $0.text(3) }
             #expect(plan.contains { $0.contains("index_fragment_on_state_holder") }, "\(condition): \(plan)")
