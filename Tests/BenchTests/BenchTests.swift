@@ -92,6 +92,39 @@ import Testing
         #expect(!session.table().contains("queue busy"))
     }
 
+    /// CPU per committed transaction from each node's process time and commit counter, and the
+    /// bound it puts on the fraction of the ceiling, in signature checks.
+    @Test func costPerTransactionIsCountedInSignatureChecks() {
+        let start = Date(timeIntervalSince1970: 1_000)
+        func sample(cpu: Double, committed: Double, at seconds: Double) -> BenchCluster.NodeSample {
+            BenchCluster.NodeSample(proc: ProcSample(cpuSeconds: cpu, peakResidentBytes: 0, residentBytes: 0),
+                                    metrics: ["scf_committed_transactions_total": committed], at: start.addingTimeInterval(seconds))
+        }
+        // Two nodes: 3 s and 5 s of CPU for 10,000 transactions: 300 and 500 µs each, 400 on average.
+        let figures = BenchCluster.figures(before: [sample(cpu: 1, committed: 5_000, at: 0), sample(cpu: 2, committed: 5_000, at: 0)],
+                                           after: [sample(cpu: 4, committed: 15_000, at: 10), sample(cpu: 7, committed: 15_000, at: 10)])
+        #expect(abs((figures[0].cpuMicrosecondsPerTransaction ?? 0) - 300) < 1e-6)
+        #expect(abs((figures[1].cpuMicrosecondsPerTransaction ?? 0) - 500) < 1e-6)
+        // A ceiling of 5,000 tx/s is 20,000 verifies/s on 2 threads: 100 µs of a core per check.
+        let cost = CostPerTransaction(nodes: figures, ceiling: 5_000, threads: 2)
+        #expect(cost != nil)
+        #expect(abs((cost?.signatureCheckMicroseconds ?? 0) - 100) < 1e-9)
+        #expect(abs((cost?.otherMicrosecondsPerNode ?? 0) - 300) < 1e-9)
+        #expect(abs((cost?.otherWorkInSignatureChecks ?? 0) - 3) < 1e-9)
+        #expect(abs((cost?.attainableFractionOfCeiling ?? 0) - 0.25) < 1e-9)
+        #expect(abs(CostPerTransaction.otherWorkAllowed(forFraction: 0.6) - 2.0 / 3.0) < 1e-9)
+        // Cross-check: a node whose other work is exactly what 60% allows reaches 60%.
+        let sixty = CostPerTransaction(nodes: [NodeFigures(name: "n", cpuMicrosecondsPerTransaction: 100 + 100 * 2.0 / 3.0)], ceiling: 5_000, threads: 2)
+        #expect(abs((sixty?.attainableFractionOfCeiling ?? 0) - 0.6) < 1e-9)
+        var session = SessionReport(mode: "fixed", offeredRate: 100)
+        session.costPerTransaction = cost
+        #expect(session.table().contains("400 µs of CPU per node (mean), of which its signature check 100 µs; everything else 300 µs = 3.00 signature checks"))
+        #expect(session.table().contains("= 25% of the ceiling; 60% needs at most 0.67, 80% 0.25"))
+        // No process figures (nodes given by URL on another machine) or no ceiling: no figure.
+        #expect(CostPerTransaction(nodes: [NodeFigures(name: "n")], ceiling: 5_000, threads: 2) == nil)
+        #expect(CostPerTransaction(nodes: figures, ceiling: nil, threads: 2) == nil)
+    }
+
     @Test func rampStepsShowWhatWasSentBesideTheSchedule() {
         var session = SessionReport(mode: "ramp", offeredRate: nil)
         // Commits are counted from a second into a step to a second after it; sends in the step.

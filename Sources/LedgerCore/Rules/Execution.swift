@@ -68,6 +68,7 @@ public struct BlockExecutor: Sendable {
     public func execute<S: LedgerStateReader>(_ transactions: [SignedTransaction], context: BlockContext, state: S,
                                               signatures: SignaturePolicy = .verify, invariants: InvariantCheck = .touchedRecords) throws -> ExecutionResult {
         let writes = BlockWrites(base: state)
+        writes.changes.reserveCapacity(forTransactions: transactions.count)
         var receipts: [Receipt] = []
         receipts.reserveCapacity(transactions.count)
         var included: [SignedTransaction] = []

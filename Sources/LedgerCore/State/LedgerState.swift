@@ -29,12 +29,33 @@ public struct StateChanges: Sendable, Equatable {
 
     /// Later writes win.
     public mutating func merge(_ other: StateChanges) {
-        members.merge(other.members) { $1 }
-        nonces.merge(other.nonces) { $1 }
-        roots.merge(other.roots) { $1 }
-        fragments.merge(other.fragments) { $1 }
-        invoices.merge(other.invoices) { $1 }
-        financingRequests.merge(other.financingRequests) { $1 }
+        Self.laterWins(&members, other.members)
+        Self.laterWins(&nonces, other.nonces)
+        Self.laterWins(&roots, other.roots)
+        Self.laterWins(&fragments, other.fragments)
+        Self.laterWins(&invoices, other.invoices)
+        Self.laterWins(&financingRequests, other.financingRequests)
+    }
+
+    /// `mine.merge(theirs) { $1 }`, without the work when either side is empty: an empty side
+    /// with no room reserved takes the other's storage as it is (a block on the committed head)
+    /// instead of inserting its entries one by one, growing and rehashing as it goes.
+    static func laterWins<Key, Value>(_ mine: inout [Key: Value], _ theirs: [Key: Value]) {
+        if theirs.isEmpty { return }
+        if mine.isEmpty, mine.capacity < theirs.count {
+            mine = theirs
+            return
+        }
+        mine.merge(theirs) { $1 }
+    }
+
+    /// Room for the writes of a block of `transactions` without growing on the way (what a
+    /// transaction writes on average, rounded up: a fragment or two, a receivable, an invoice).
+    public mutating func reserveCapacity(forTransactions transactions: Int) {
+        guard transactions > 1 else { return }
+        roots.reserveCapacity(transactions)
+        fragments.reserveCapacity(transactions + transactions / 2)
+        invoices.reserveCapacity(transactions)
     }
 
     public var sortedMembers: [Member] { members.keys.sorted().map { members[$0]! } }

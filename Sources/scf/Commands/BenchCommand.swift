@@ -280,6 +280,7 @@ struct BenchRunner {
         log(String(format: "  after the load: %.0f verifies/s; ceiling %.0f tx/s", verifiesAfter, verifiesAfter / 4))
         session.absorb(outcome, ceilingBefore: report.ceilingTransactionsPerSecond, ceilingAfter: verifiesAfter / 4)
         session.nodes = BenchCluster.figures(before: before, after: after)
+        session.costPerTransaction = CostPerTransaction(nodes: session.nodes, ceiling: session.ceilingUsed, threads: report.verifyThreads)
         if offeredRate == nil { session.computeSteps(stepSeconds: settings.stepSeconds, rates: measured) }
         session.executionRejections = await checkExecution(ids: outcome.committedIDs, cluster: cluster)
 

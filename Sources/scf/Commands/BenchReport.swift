@@ -153,6 +153,9 @@ final class BenchCluster: @unchecked Sendable {
             if let checks = delta("scf_client_signature_checks_total"), let committed = delta("scf_committed_transactions_total"), committed > 0 {
                 figures.signatureChecksPerTransaction = checks / committed
             }
+            if let a = start.proc, let b = end.proc, let committed = delta("scf_committed_transactions_total"), committed > 0 {
+                figures.cpuMicrosecondsPerTransaction = (b.cpuSeconds - a.cpuSeconds) / committed * 1_000_000
+            }
             figures.blocks = blocks.map { Int($0) }
             if let busy = delta("scf_queue_busy_seconds_total"), wall > 0 { figures.queueBusyPercent = busy / wall * 100 }
             if let seconds = delta("scf_block_store_seconds_total"), let stores = delta("scf_block_stores_total"), stores > 0 {
@@ -242,6 +245,8 @@ struct SessionReport: Codable, Sendable {
     var series: [LatencyPoint] = []
     /// Measured transactions sent in each second of the load (see `BenchLoad.Outcome.sentPerSecond`).
     var sentPerSecond: [Int] = []
+    /// What a transaction costs a node, in the unit the ceiling is made of (see `CostPerTransaction`).
+    var costPerTransaction: CostPerTransaction?
 
     init(mode: String, offeredRate: Int?) {
         self.mode = mode
@@ -334,6 +339,12 @@ struct SessionReport: Codable, Sendable {
                 + (node.fsyncsPerBlock.map { String(format: "%12.2f", $0) } ?? "         n/a") + "  "
                 + (node.signatureChecksPerTransaction.map { String(format: "%19.2f", $0) } ?? String(repeating: " ", count: 16) + "n/a") + "\n"
         }
+        if let cost = costPerTransaction {
+            out += String(format: "  cost per tx          %.0f µs of CPU per node (mean), of which its signature check %.0f µs; everything else %.0f µs = %.2f signature checks\n",
+                          cost.cpuMicrosecondsPerNode, cost.signatureCheckMicroseconds, cost.otherMicrosecondsPerNode, cost.otherWorkInSignatureChecks)
+            out += String(format: "                       (nodes that fill both cores commit at most 1/(1 + that) = %.0f%% of the ceiling; 60%% needs at most %.2f, 80%% %.2f)\n",
+                          cost.attainableFractionOfCeiling * 100, CostPerTransaction.otherWorkAllowed(forFraction: 0.6), CostPerTransaction.otherWorkAllowed(forFraction: 0.8))
+        }
         if nodes.contains(where: { $0.queueBusyPercent != nil }) {
             out += "  node     queue busy  block write (ms)  state saves/block  state save (ms)\n"
             for node in nodes {
@@ -403,6 +414,8 @@ struct NodeFigures: Codable, Sendable {
     var fsyncsPerBlock: Double?
     /// Client signatures verified per transaction committed (Δ of the two counters in /metrics).
     var signatureChecksPerTransaction: Double?
+    /// The node's CPU time over the load divided by the transactions it committed meanwhile.
+    var cpuMicrosecondsPerTransaction: Double?
     var blocks: Int?
     /// Share of the wall time the node's serial queue was busy (`scf_queue_busy_seconds_total`).
     var queueBusyPercent: Double?
@@ -411,6 +424,35 @@ struct NodeFigures: Codable, Sendable {
     /// Mean time of a consensus-state save that wrote (encoding, write, flush), and saves per block.
     var stateSaveMilliseconds: Double?
     var stateSavesPerBlock: Double?
+}
+
+/// A transaction's cost to a node in signature checks, the unit of the ceiling.
+///
+/// Every node checks every client signature once, so with the nodes filling the machine's cores
+/// each committed transaction costs the cores 4 × (s + o), where s is one signature check's CPU
+/// time (the ceiling's own measurement: verifier threads ÷ verifies per second) and o everything
+/// else a node does for it. The ceiling is cores ÷ 4s transactions per second, so the nodes reach
+/// at most s ÷ (s + o) = 1 ÷ (1 + o/s) of it. o/s is that bound's one variable, and it changes far
+/// less than throughput when this shared machine speeds up or slows down, since both halves of the
+/// ratio are CPU time measured in the same run. CPU time counts the nodes' own processes only.
+struct CostPerTransaction: Codable, Sendable, Equatable {
+    var cpuMicrosecondsPerNode: Double
+    var signatureCheckMicroseconds: Double
+    var otherMicrosecondsPerNode: Double { cpuMicrosecondsPerNode - signatureCheckMicroseconds }
+    var otherWorkInSignatureChecks: Double { otherMicrosecondsPerNode / signatureCheckMicroseconds }
+    var attainableFractionOfCeiling: Double { 1 / (1 + max(0, otherWorkInSignatureChecks)) }
+
+    /// The other work per transaction per node, in signature checks, that allows `fraction` of the ceiling.
+    static func otherWorkAllowed(forFraction fraction: Double) -> Double { 1 / fraction - 1 }
+
+    /// From the nodes' figures (the mean of those that have one) and the ceiling in transactions
+    /// per second measured with `threads` verifier threads; nil without either.
+    init?(nodes: [NodeFigures], ceiling: Double?, threads: Int) {
+        let perNode = nodes.compactMap(\.cpuMicrosecondsPerTransaction)
+        guard !perNode.isEmpty, let ceiling, ceiling > 0, threads > 0 else { return nil }
+        cpuMicrosecondsPerNode = perNode.reduce(0, +) / Double(perNode.count)
+        signatureCheckMicroseconds = Double(threads) / (ceiling * 4) * 1_000_000
+    }
 }
 
 struct ExecutionCheck: Codable, Sendable {
