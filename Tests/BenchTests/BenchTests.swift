@@ -94,7 +94,7 @@ import Testing
 
     /// CPU per committed transaction from each node's process time and commit counter, and the
     /// bound it puts on the fraction of the ceiling, in signature checks.
-    @Test func costPerTransactionIsCountedInSignatureChecks() {
+    @Test func costPerTransactionIsCountedInSignatureChecks() throws {
         let start = Date(timeIntervalSince1970: 1_000)
         func sample(cpu: Double, committed: Double, at seconds: Double) -> BenchCluster.NodeSample {
             BenchCluster.NodeSample(proc: ProcSample(cpuSeconds: cpu, peakResidentBytes: 0, residentBytes: 0),
@@ -120,6 +120,9 @@ import Testing
         session.costPerTransaction = cost
         #expect(session.table().contains("400 µs of CPU per node (mean), of which its signature check 100 µs; everything else 300 µs = 3.00 signature checks"))
         #expect(session.table().contains("= 25% of the ceiling; 60% needs at most 0.67, 80% 0.25"))
+        // --json carries the derived figures too.
+        let json = String(decoding: try JSONEncoder().encode(session), as: UTF8.self)
+        #expect(json.contains("\"otherWorkInSignatureChecks\":3") && json.contains("\"attainableFractionOfCeiling\":0.25"))
         // No process figures (nodes given by URL on another machine) or no ceiling: no figure.
         #expect(CostPerTransaction(nodes: [NodeFigures(name: "n")], ceiling: 5_000, threads: 2) == nil)
         #expect(CostPerTransaction(nodes: figures, ceiling: nil, threads: 2) == nil)

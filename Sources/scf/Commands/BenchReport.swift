@@ -438,9 +438,10 @@ struct NodeFigures: Codable, Sendable {
 struct CostPerTransaction: Codable, Sendable, Equatable {
     var cpuMicrosecondsPerNode: Double
     var signatureCheckMicroseconds: Double
-    var otherMicrosecondsPerNode: Double { cpuMicrosecondsPerNode - signatureCheckMicroseconds }
-    var otherWorkInSignatureChecks: Double { otherMicrosecondsPerNode / signatureCheckMicroseconds }
-    var attainableFractionOfCeiling: Double { 1 / (1 + max(0, otherWorkInSignatureChecks)) }
+    // Stored, not computed, so that `--json` carries them.
+    var otherMicrosecondsPerNode: Double
+    var otherWorkInSignatureChecks: Double
+    var attainableFractionOfCeiling: Double
 
     /// The other work per transaction per node, in signature checks, that allows `fraction` of the ceiling.
     static func otherWorkAllowed(forFraction fraction: Double) -> Double { 1 / fraction - 1 }
@@ -452,6 +453,9 @@ struct CostPerTransaction: Codable, Sendable, Equatable {
         guard !perNode.isEmpty, let ceiling, ceiling > 0, threads > 0 else { return nil }
         cpuMicrosecondsPerNode = perNode.reduce(0, +) / Double(perNode.count)
         signatureCheckMicroseconds = Double(threads) / (ceiling * 4) * 1_000_000
+        otherMicrosecondsPerNode = cpuMicrosecondsPerNode - signatureCheckMicroseconds
+        otherWorkInSignatureChecks = otherMicrosecondsPerNode / signatureCheckMicroseconds
+        attainableFractionOfCeiling = 1 / (1 + max(0, otherWorkInSignatureChecks))
     }
 }
 
