@@ -432,9 +432,9 @@ struct NodeFigures: Codable, Sendable {
 /// each committed transaction costs the cores 4 × (s + o), where s is one signature check's CPU
 /// time (the ceiling's own measurement: verifier threads ÷ verifies per second) and o everything
 /// else a node does for it. The ceiling is cores ÷ 4s transactions per second, so the nodes reach
-/// at most s ÷ (s + o) = 1 ÷ (1 + o/s) of it. o/s is that bound's one variable, and it changes far
-/// less than throughput when this shared machine speeds up or slows down, since both halves of the
-/// ratio are CPU time measured in the same run. CPU time counts the nodes' own processes only.
+/// at most s ÷ (s + o) = 1 ÷ (1 + o/s) of it. o/s is that bound's one variable; o, in µs, is what a
+/// change to the node moves, and it moves less with this shared machine's hour than throughput does
+/// (s moves more: DECISIONS 57). CPU time counts the nodes' own processes only.
 struct CostPerTransaction: Codable, Sendable, Equatable {
     var cpuMicrosecondsPerNode: Double
     var signatureCheckMicroseconds: Double
