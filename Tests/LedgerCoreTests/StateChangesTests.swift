@@ -7,7 +7,7 @@ import Testing
 @Suite struct StateChangesTests {
     static let members: [MemberID] = [TestConsortium.core, TestConsortium.bankA, TestConsortium.bankB, TestConsortium.tier1]
 
-    /// Nonces and fragments: `base` for every member it is given, plus fragments under their ids.
+    /// Changes that write the given nonces and fragments (each fragment under its id).
     static func changes(nonces: [(MemberID, UInt64)], fragments: [Fragment]) -> StateChanges {
         var changes = StateChanges()
         for (member, nonce) in nonces { changes.nonces[member] = nonce }

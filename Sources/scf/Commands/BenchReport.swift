@@ -436,12 +436,13 @@ struct NodeFigures: Codable, Sendable {
 /// change to the node moves, and it moves less with this shared machine's hour than throughput does
 /// (s moves more: DECISIONS 57). CPU time counts the nodes' own processes only.
 struct CostPerTransaction: Codable, Sendable, Equatable {
-    var cpuMicrosecondsPerNode: Double
-    var signatureCheckMicroseconds: Double
-    // Stored, not computed, so that `--json` carries them.
-    var otherMicrosecondsPerNode: Double
-    var otherWorkInSignatureChecks: Double
-    var attainableFractionOfCeiling: Double
+    let cpuMicrosecondsPerNode: Double
+    let signatureCheckMicroseconds: Double
+    // Derived in `init`, and stored (constants, so they cannot drift from the two above) so that
+    // `--json` carries them.
+    let otherMicrosecondsPerNode: Double
+    let otherWorkInSignatureChecks: Double
+    let attainableFractionOfCeiling: Double
 
     /// The other work per transaction per node, in signature checks, that allows `fraction` of the ceiling.
     static func otherWorkAllowed(forFraction fraction: Double) -> Double { 1 / fraction - 1 }
