@@ -274,7 +274,7 @@ public final class LedgerStore: Sendable, LedgerStateReader {
     ///   transaction (see `saveReplicaState(_:)`), or nil to leave it as it is.
     public func append(_ committed: CommittedBlock, result: ExecutionResult, replicaState: [UInt8]? = nil) throws {
         let checked = try check(committed, result: result)
-        let rows = StateRows(result.changes)
+        let rows = result.encodedChanges.map(StateRows.init) ?? StateRows(result.changes)
         try inner.withLock { inner throws in
             guard let connection = inner.connection else {
                 throw StoreError(.closed, "the ledger store \(path) was closed; open it again")

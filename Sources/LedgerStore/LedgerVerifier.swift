@@ -564,10 +564,10 @@ private struct Run {
                     keys: { try ScratchState.guarded(scratch.path, "read") { try reader.statement("SELECT id FROM \(table.quotedName)").map { $0.value(0) } } })
         }
         switch table.name {
-        case Schema.root.name: return view(ReceivableRoot.self, row: Rows.root)
-        case Schema.fragment.name: return view(Fragment.self, row: Rows.fragment)
-        case Schema.invoice.name: return view(InvoiceRecord.self, row: Rows.invoice)
-        default: return view(FinancingRequest.self, row: Rows.financingRequest)
+        case Schema.root.name: return view(ReceivableRoot.self, row: { Rows.root($0) })
+        case Schema.fragment.name: return view(Fragment.self, row: { Rows.fragment($0) })
+        case Schema.invoice.name: return view(InvoiceRecord.self, row: { Rows.invoice($0) })
+        default: return view(FinancingRequest.self, row: { Rows.financingRequest($0) })
         }
     }
 

@@ -361,37 +361,37 @@ enum Rows {
                 SQLValue(receipt.rejection?.message), .integer(Int64(wire.lowerBound)), .integer(Int64(wire.count))]
     }
 
-    static func member(_ member: Member) -> [SQLValue] {
-        [SQLValue(member.id), .text(member.status.description), .integer(Int64(member.roles.rawValue)), .blob(member.canonicalBytes)]
+    static func member(_ member: Member, record: [UInt8]? = nil) -> [SQLValue] {
+        [SQLValue(member.id), .text(member.status.description), .integer(Int64(member.roles.rawValue)), .blob(record ?? member.canonicalBytes)]
     }
 
     static func nonce(_ id: MemberID, _ value: UInt64) -> [SQLValue] { [SQLValue(id), SQLValue(unsigned: value)] }
 
-    static func root(_ root: ReceivableRoot) -> [SQLValue] {
+    static func root(_ root: ReceivableRoot, record: [UInt8]? = nil) -> [SQLValue] {
         [SQLValue(root.id.hash), SQLValue(root.debtor), SQLValue(root.terms.creditor), SQLValue(root.initiator),
          .text(root.status.description), .text(root.currency.code), SQLValue(root.terms.face.amount), SQLValue(root.settled),
-         SQLValue(root.writtenOff), SQLValue(root.terms.issueDate), SQLValue(root.terms.maturity), .blob(root.canonicalBytes)]
+         SQLValue(root.writtenOff), SQLValue(root.terms.issueDate), SQLValue(root.terms.maturity), .blob(record ?? root.canonicalBytes)]
     }
 
-    static func fragment(_ fragment: Fragment) -> [SQLValue] {
+    static func fragment(_ fragment: Fragment, record: [UInt8]? = nil) -> [SQLValue] {
         [SQLValue(fragment.id.hash), SQLValue(fragment.root.hash), SQLValue(fragment.parent?.hash), .integer(Int64(fragment.generation)),
          SQLValue(fragment.holder), .text(fragment.state.description), .integer(fragment.frozen ? 1 : 0), SQLValue(fragment.amount),
-         SQLValue(fragment.outstanding), SQLValue(fragment.financingRequest), .blob(fragment.canonicalBytes)]
+         SQLValue(fragment.outstanding), SQLValue(fragment.financingRequest), .blob(record ?? fragment.canonicalBytes)]
     }
 
     static func invoiceID(_ key: InvoiceKey) -> SQLValue { .text(key.description) }
 
-    static func invoice(_ record: InvoiceRecord) -> [SQLValue] {
+    static func invoice(_ record: InvoiceRecord, bytes: [UInt8]? = nil) -> [SQLValue] {
         let invoice = record.invoice
         return [invoiceID(invoice.key), .text(invoice.key.code), .text(invoice.key.number), .text(invoice.sellerTaxID.rawValue),
                 .text(invoice.buyerTaxID.rawValue), SQLValue(record.boundRoot?.hash), .text(record.status.description),
-                .text(invoice.amountIncludingTax.currency.code), SQLValue(invoice.amountIncludingTax.amount), .blob(record.canonicalBytes)]
+                .text(invoice.amountIncludingTax.currency.code), SQLValue(invoice.amountIncludingTax.amount), .blob(bytes ?? record.canonicalBytes)]
     }
 
-    static func financingRequest(_ request: FinancingRequest) -> [SQLValue] {
+    static func financingRequest(_ request: FinancingRequest, record: [UInt8]? = nil) -> [SQLValue] {
         [SQLValue(request.id), SQLValue(request.fragment.hash), SQLValue(request.root.hash), SQLValue(request.applicant),
          SQLValue(request.bank), .text(request.status.description), .text(request.requested.currency.code),
-         SQLValue(request.requested.amount), SQLValue(request.advance), .blob(request.canonicalBytes)]
+         SQLValue(request.requested.amount), SQLValue(request.advance), .blob(record ?? request.canonicalBytes)]
     }
 }
 
@@ -399,7 +399,7 @@ enum Rows {
 /// layout). Built before the write: catch-up builds them on its executing thread, so its writer
 /// thread, the stage that limits it, only binds them; `append` builds them before it takes the
 /// connection's lock.
-struct StateRows {
+struct StateRows: Equatable {
     var members: [[SQLValue]]
     var nonces: [[SQLValue]]
     var roots: [[SQLValue]]
@@ -408,11 +408,23 @@ struct StateRows {
     var financingRequests: [[SQLValue]]
 
     init(_ changes: StateChanges) {
-        members = changes.sortedMembers.map(Rows.member)
+        members = changes.sortedMembers.map { Rows.member($0) }
         nonces = changes.sortedNonces.map(Rows.nonce)
-        roots = changes.sortedRoots.map(Rows.root)
-        fragments = changes.sortedFragments.map(Rows.fragment)
-        invoices = changes.sortedInvoices.map(Rows.invoice)
-        financingRequests = changes.sortedFinancingRequests.map(Rows.financingRequest)
+        roots = changes.sortedRoots.map { Rows.root($0) }
+        fragments = changes.sortedFragments.map { Rows.fragment($0) }
+        invoices = changes.sortedInvoices.map { Rows.invoice($0) }
+        financingRequests = changes.sortedFinancingRequests.map { Rows.financingRequest($0) }
+    }
+
+    /// The same rows from the writes as the executor sorted and encoded them for the state digest:
+    /// each record's blob is its slice of the digest's input, not a second encoding.
+    init(_ encoded: EncodedStateChanges) {
+        let layout = encoded.layout
+        members = layout.members.map { Rows.member($0, record: encoded.recordBytes($1)) }
+        nonces = layout.nonces.map(Rows.nonce)
+        roots = layout.roots.map { Rows.root($0, record: encoded.recordBytes($1)) }
+        fragments = layout.fragments.map { Rows.fragment($0, record: encoded.recordBytes($1)) }
+        invoices = layout.invoices.map { Rows.invoice($0, bytes: encoded.recordBytes($1)) }
+        financingRequests = layout.financingRequests.map { Rows.financingRequest($0, record: encoded.recordBytes($1)) }
     }
 }

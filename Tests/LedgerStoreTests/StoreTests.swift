@@ -259,6 +259,34 @@ import Testing
         #expect(try store.invoice(InvoiceKey(number: "NOPE")!) == nil)
     }
 
+    /// `append` writes each record's slice of the state digest's input as its row (DECISIONS 58):
+    /// the rows must be exactly those encoding every record again gives, and an edited result
+    /// must not carry an encoding of what it no longer holds.
+    @Test func rowsCutFromTheDigestsInputEqualRowsEncodedAgain() throws {
+        var chain = ChainBuilder(consortium: consortium)
+        chain.retainsBlocks = false
+        var generator = WorkloadGenerator(consortium: consortium, seed: 58, transactionsPerBlock: 20, blockInterval: 24 * 3_600_000)
+        var written = (roots: 0, fragments: 0, invoices: 0, requests: 0, nonces: 0)
+        var last: ExecutionResult?
+        for _ in 0..<80 {
+            let (_, result) = try generator.appendBlock(to: &chain)
+            let encoded = try #require(result.encodedChanges)
+            let rows = StateRows(encoded)
+            #expect(rows == StateRows(result.changes))
+            written.roots += rows.roots.count
+            written.fragments += rows.fragments.count
+            written.invoices += rows.invoices.count
+            written.requests += rows.financingRequests.count
+            written.nonces += rows.nonces.count
+            last = result
+        }
+        #expect(written.roots > 0 && written.fragments > 0 && written.invoices > 0 && written.requests > 0 && written.nonces > 0)
+        var edited = try #require(last)
+        let fragment = try #require(edited.changes.fragments.values.first)
+        edited.changes.fragments[fragment.id] = nil
+        #expect(edited.encodedChanges == nil, "an edited result must fall back to encoding its records")
+    }
+
     @Test func everyReadModelQueryMatchesAFilterOverTheState() throws {
         let fixture = ChainFixture.shared
         let directory = TemporaryDirectory()

@@ -115,10 +115,12 @@ public struct BlockExecutor: Sendable {
         writer.write(context.previousStateDigest)
         writer.write(context.height)
         writer.write(resultsRoot)
-        overlay.changes.encode(to: &writer)
+        let layout = overlay.changes.encodeRecords(to: &writer)
         let stateDigest = suite.hash(writer.bytes)
-        return ExecutionResult(transactions: included, receipts: receipts, changes: overlay.changes,
-                               transactionsRoot: transactionsRoot, resultsRoot: resultsRoot, stateDigest: stateDigest)
+        var result = ExecutionResult(transactions: included, receipts: receipts, changes: overlay.changes,
+                                     transactionsRoot: transactionsRoot, resultsRoot: resultsRoot, stateDigest: stateDigest)
+        result.encodedChanges = EncodedStateChanges(bytes: writer.bytes, layout: layout)
+        return result
     }
 
     /// Builds the next block from candidate transactions (the primary's job). Transactions with a
@@ -223,7 +225,12 @@ public struct ExecutionResult: Sendable {
     /// The transactions executed (all of them, unless a `verifyAndDrop` run left some out).
     public var transactions: [SignedTransaction]
     public var receipts: [Receipt]
-    public var changes: StateChanges
+    public var changes: StateChanges {
+        didSet { encodedChanges = nil }
+    }
+    /// `changes` sorted and encoded as the state digest hashed them, for the store to write
+    /// without encoding them again; nil once `changes` is replaced or edited.
+    public internal(set) var encodedChanges: EncodedStateChanges?
     public var transactionsRoot: Hash
     public var resultsRoot: Hash
     public var stateDigest: Hash
