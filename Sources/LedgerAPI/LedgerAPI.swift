@@ -345,6 +345,9 @@ public struct LedgerAPI: Sendable {
         # HELP scf_client_signature_checks_total Client transaction signatures this node verified since it started (about one per transaction: a signature already checked is not checked again).
         # TYPE scf_client_signature_checks_total counter
         scf_client_signature_checks_total \(node.clientSignatureChecks.load(ordering: .relaxed))
+        # HELP scf_client_signature_check_seconds_total CPU time the node's threads spent checking those signatures (each thread's own clock); with the count, what one check costs under load.
+        # TYPE scf_client_signature_check_seconds_total counter
+        scf_client_signature_check_seconds_total \(String(format: "%.6f", Double(node.clientSignatureCheckNanoseconds.load(ordering: .relaxed)) / 1e9))
         # HELP scf_queue_busy_seconds_total Time the node's serial queue spent on its inputs (peer messages, admitted transactions, timers, catch-up turns), computing, flushing to disk or waiting for a core; its rate is the share of the time the queue was busy.
         # TYPE scf_queue_busy_seconds_total counter
         scf_queue_busy_seconds_total \(String(format: "%.6f", node.queueBusy.seconds))

@@ -123,6 +123,24 @@ import Testing
         // --json carries the derived figures too.
         let json = String(decoding: try JSONEncoder().encode(session), as: UTF8.self)
         #expect(json.contains("\"otherWorkInSignatureChecks\":3") && json.contains("\"attainableFractionOfCeiling\":0.25"))
+        // Measured in the nodes: 1.2 s of checks for 10,000 checks and 10,000 committed is 120 µs
+        // a check under load, so node 0's other work is 300 - 120 = 180 µs and node 1's 380.
+        func measured(cpu: Double, committed: Double, checkSeconds: Double, at seconds: Double) -> BenchCluster.NodeSample {
+            BenchCluster.NodeSample(proc: ProcSample(cpuSeconds: cpu, peakResidentBytes: 0, residentBytes: 0),
+                                    metrics: ["scf_committed_transactions_total": committed, "scf_client_signature_checks_total": committed,
+                                              "scf_client_signature_check_seconds_total": checkSeconds],
+                                    at: start.addingTimeInterval(seconds))
+        }
+        let inNodes = BenchCluster.figures(
+            before: [measured(cpu: 1, committed: 5_000, checkSeconds: 0.5, at: 0), measured(cpu: 2, committed: 5_000, checkSeconds: 0.6, at: 0)],
+            after: [measured(cpu: 4, committed: 15_000, checkSeconds: 1.7, at: 10), measured(cpu: 7, committed: 15_000, checkSeconds: 1.8, at: 10)])
+        #expect(abs((inNodes[0].signatureCheckMicroseconds ?? 0) - 120) < 1e-6)
+        let split = try #require(CostPerTransaction(nodes: inNodes, ceiling: 5_000, threads: 2))
+        #expect(abs((split.signatureCheckUnderLoadMicroseconds ?? 0) - 120) < 1e-6)
+        #expect(abs((split.measuredOtherMicrosecondsPerNode ?? 0) - 280) < 1e-6)
+        session.costPerTransaction = split
+        #expect(session.table().contains("measured in the nodes: a signature check 120 µs under this load; everything else 280 µs"))
+        #expect(cost?.measuredOtherMicrosecondsPerNode == nil, "no figure without the metric")
         // No process figures (nodes given by URL on another machine) or no ceiling: no figure.
         #expect(CostPerTransaction(nodes: [NodeFigures(name: "n")], ceiling: 5_000, threads: 2) == nil)
         #expect(CostPerTransaction(nodes: figures, ceiling: nil, threads: 2) == nil)

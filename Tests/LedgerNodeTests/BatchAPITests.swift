@@ -71,6 +71,9 @@ import Testing
                 #expect((seconds("scf_block_store_seconds_total") ?? 0) > 0)
                 #expect((value("scf_replica_state_saves_total") ?? 0) >= 1)
                 #expect((seconds("scf_replica_state_save_seconds_total") ?? 0) > 0)
+                // The CPU those checks took (an Ed25519 check is tens of microseconds, never a second).
+                let checkSeconds = seconds("scf_client_signature_check_seconds_total") ?? 0
+                #expect(checkSeconds > 0 && checkSeconds < Double(value("scf_client_signature_checks_total") ?? 0))
             }
         }
     }

@@ -156,6 +156,11 @@ final class BenchCluster: @unchecked Sendable {
             if let a = start.proc, let b = end.proc, let committed = delta("scf_committed_transactions_total"), committed > 0 {
                 figures.cpuMicrosecondsPerTransaction = (b.cpuSeconds - a.cpuSeconds) / committed * 1_000_000
             }
+            if let seconds = delta("scf_client_signature_check_seconds_total"), let checks = delta("scf_client_signature_checks_total"),
+               let committed = delta("scf_committed_transactions_total"), checks > 0, committed > 0 {
+                figures.signatureCheckMicroseconds = seconds / checks * 1_000_000
+                figures.signatureCPUMicrosecondsPerTransaction = seconds / committed * 1_000_000
+            }
             figures.blocks = blocks.map { Int($0) }
             if let busy = delta("scf_queue_busy_seconds_total"), wall > 0 { figures.queueBusyPercent = busy / wall * 100 }
             if let seconds = delta("scf_block_store_seconds_total"), let stores = delta("scf_block_stores_total"), stores > 0 {
@@ -344,6 +349,10 @@ struct SessionReport: Codable, Sendable {
                           cost.cpuMicrosecondsPerNode, cost.signatureCheckMicroseconds, cost.otherMicrosecondsPerNode, cost.otherWorkInSignatureChecks)
             out += String(format: "                       (nodes that fill both cores commit at most 1/(1 + that) = %.0f%% of the ceiling; 60%% needs at most %.2f, 80%% %.2f)\n",
                           cost.attainableFractionOfCeiling * 100, CostPerTransaction.otherWorkAllowed(forFraction: 0.6), CostPerTransaction.otherWorkAllowed(forFraction: 0.8))
+            if let check = cost.signatureCheckUnderLoadMicroseconds, let other = cost.measuredOtherMicrosecondsPerNode {
+                out += String(format: "                       measured in the nodes: a signature check %.0f µs under this load; everything else %.0f µs (compare builds by this)\n",
+                              check, other)
+            }
         }
         if nodes.contains(where: { $0.queueBusyPercent != nil }) {
             out += "  node     queue busy  block write (ms)  state saves/block  state save (ms)\n"
@@ -416,6 +425,11 @@ struct NodeFigures: Codable, Sendable {
     var signatureChecksPerTransaction: Double?
     /// The node's CPU time over the load divided by the transactions it committed meanwhile.
     var cpuMicrosecondsPerTransaction: Double?
+    /// One client signature check's CPU time in the node during the load
+    /// (Δ`scf_client_signature_check_seconds_total` ÷ Δ`scf_client_signature_checks_total`).
+    var signatureCheckMicroseconds: Double?
+    /// The CPU of those checks per transaction committed (the checks' share of `cpuMicrosecondsPerTransaction`).
+    var signatureCPUMicrosecondsPerTransaction: Double?
     var blocks: Int?
     /// Share of the wall time the node's serial queue was busy (`scf_queue_busy_seconds_total`).
     var queueBusyPercent: Double?
@@ -443,6 +457,14 @@ struct CostPerTransaction: Codable, Sendable, Equatable {
     let otherMicrosecondsPerNode: Double
     let otherWorkInSignatureChecks: Double
     let attainableFractionOfCeiling: Double
+    /// The same split measured inside the nodes during the load (means over the nodes that report
+    /// it): one signature check's CPU there, and each node's CPU per transaction besides its checks.
+    /// o above is the node's CPU less s measured on an otherwise idle machine, so it also carries
+    /// what the load adds to each check (two cores shared by four nodes, their caches) and any
+    /// change in the machine's speed between the ceiling's measurement and the load; this o does
+    /// not, which makes it the figure to compare builds by (DECISIONS 58). Nil without the metric.
+    let signatureCheckUnderLoadMicroseconds: Double?
+    let measuredOtherMicrosecondsPerNode: Double?
 
     /// The other work per transaction per node, in signature checks, that allows `fraction` of the ceiling.
     static func otherWorkAllowed(forFraction fraction: Double) -> Double { 1 / fraction - 1 }
@@ -457,6 +479,11 @@ struct CostPerTransaction: Codable, Sendable, Equatable {
         otherMicrosecondsPerNode = cpuMicrosecondsPerNode - signatureCheckMicroseconds
         otherWorkInSignatureChecks = otherMicrosecondsPerNode / signatureCheckMicroseconds
         attainableFractionOfCeiling = 1 / (1 + max(0, otherWorkInSignatureChecks))
+        func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
+        signatureCheckUnderLoadMicroseconds = mean(nodes.compactMap(\.signatureCheckMicroseconds))
+        measuredOtherMicrosecondsPerNode = mean(nodes.compactMap { node in
+            node.cpuMicrosecondsPerTransaction.flatMap { cpu in node.signatureCPUMicrosecondsPerTransaction.map { cpu - $0 } }
+        })
     }
 }
 
