@@ -556,10 +556,6 @@ public final class ValidatorNode: @unchecked Sendable {
         return (known, unchecked)
     }
 
-    /// Checks the signatures against the signers' registered keys, on every core, and remembers
-    /// the valid ones. With `claiming`, each transaction is claimed just before its check and
-    /// looked up in the memo once claimed (another call may have checked it meanwhile); one
-    /// another call is checking at that moment is returned in `othersChecking`, unchecked.
     /// The calling thread's CPU time so far (two reads per group of 16 checks cost well under 1%
     /// of the checks they time).
     static func threadCPUNanoseconds() -> Int {
@@ -568,6 +564,10 @@ public final class ValidatorNode: @unchecked Sendable {
         return time.tv_sec * 1_000_000_000 + time.tv_nsec
     }
 
+    /// Checks the signatures against the signers' registered keys, on every core, and remembers
+    /// the valid ones. With `claiming`, each transaction is claimed just before its check and
+    /// looked up in the memo once claimed (another call may have checked it meanwhile); one
+    /// another call is checking at that moment is returned in `othersChecking`, unchecked.
     func checkSignatures(_ transactions: [SignedTransaction], claiming: Bool = true)
         -> (verified: [Hash: PublicKey], othersChecking: [SignedTransaction]) {
         var lookup: [MemberID: PublicKey] = [:]
