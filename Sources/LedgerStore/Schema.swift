@@ -381,11 +381,11 @@ enum Rows {
 
     static func invoiceID(_ key: InvoiceKey) -> SQLValue { .text(key.description) }
 
-    static func invoice(_ record: InvoiceRecord, bytes: [UInt8]? = nil) -> [SQLValue] {
-        let invoice = record.invoice
+    static func invoice(_ invoiceRecord: InvoiceRecord, record: [UInt8]? = nil) -> [SQLValue] {
+        let invoice = invoiceRecord.invoice
         return [invoiceID(invoice.key), .text(invoice.key.code), .text(invoice.key.number), .text(invoice.sellerTaxID.rawValue),
-                .text(invoice.buyerTaxID.rawValue), SQLValue(record.boundRoot?.hash), .text(record.status.description),
-                .text(invoice.amountIncludingTax.currency.code), SQLValue(invoice.amountIncludingTax.amount), .blob(bytes ?? record.canonicalBytes)]
+                .text(invoice.buyerTaxID.rawValue), SQLValue(invoiceRecord.boundRoot?.hash), .text(invoiceRecord.status.description),
+                .text(invoice.amountIncludingTax.currency.code), SQLValue(invoice.amountIncludingTax.amount), .blob(record ?? invoiceRecord.canonicalBytes)]
     }
 
     static func financingRequest(_ request: FinancingRequest, record: [UInt8]? = nil) -> [SQLValue] {
@@ -420,11 +420,11 @@ struct StateRows: Equatable {
     /// each record's blob is its slice of the digest's input, not a second encoding.
     init(_ encoded: EncodedStateChanges) {
         let layout = encoded.layout
-        members = layout.members.map { Rows.member($0, record: encoded.recordBytes($1)) }
+        members = encoded.withBytes(layout.members) { Rows.member($0, record: $1) }
         nonces = layout.nonces.map(Rows.nonce)
-        roots = layout.roots.map { Rows.root($0, record: encoded.recordBytes($1)) }
-        fragments = layout.fragments.map { Rows.fragment($0, record: encoded.recordBytes($1)) }
-        invoices = layout.invoices.map { Rows.invoice($0, bytes: encoded.recordBytes($1)) }
-        financingRequests = layout.financingRequests.map { Rows.financingRequest($0, record: encoded.recordBytes($1)) }
+        roots = encoded.withBytes(layout.roots) { Rows.root($0, record: $1) }
+        fragments = encoded.withBytes(layout.fragments) { Rows.fragment($0, record: $1) }
+        invoices = encoded.withBytes(layout.invoices) { Rows.invoice($0, record: $1) }
+        financingRequests = encoded.withBytes(layout.financingRequests) { Rows.financingRequest($0, record: $1) }
     }
 }

@@ -65,21 +65,20 @@ public struct StateChanges: Sendable, Equatable {
     public var sortedInvoices: [InvoiceRecord] { invoices.keys.sorted().map { invoices[$0]! } }
     public var sortedFinancingRequests: [FinancingRequest] { financingRequests.keys.sorted().map { financingRequests[$0]! } }
 
-    /// Canonical bytes of every write, sorted by kind then key: what the state digest commits to.
-    public func encode(to writer: inout CanonicalWriter) {
-        _ = encodeRecords(to: &writer)
-    }
-
-    /// `encode(to:)`, returning the writes in that order with where each record's own canonical
+    /// Writes the canonical bytes of every write, sorted by kind then key (what the state digest
+    /// commits to), and returns the writes in that order with where each record's own canonical
     /// bytes lie in `writer.bytes` (see `EncodedStateChanges`).
     public func encodeRecords(to writer: inout CanonicalWriter) -> EncodedStateChanges.Layout {
-        func records<T: CanonicalEncodable>(_ sorted: [T]) -> [(T, Range<Int>)] {
+        func records<T: CanonicalEncodable & Sendable>(_ sorted: [T]) -> EncodedStateChanges.Records<T> {
             writer.write(UInt32(sorted.count))
-            return sorted.map { record in
+            var ranges: [Range<Int>] = []
+            ranges.reserveCapacity(sorted.count)
+            for record in sorted {
                 let start = writer.bytes.count
                 record.encode(to: &writer)
-                return (record, start..<writer.bytes.count)
+                ranges.append(start..<writer.bytes.count)
             }
+            return EncodedStateChanges.Records(sorted: sorted, ranges: ranges)
         }
         let members = records(sortedMembers)
         let nonces = sortedNonces
@@ -97,13 +96,20 @@ public struct StateChanges: Sendable, Equatable {
 /// second time (about 1.5% of a saturated cluster's CPU, DECISIONS 58). Built only by
 /// `BlockExecutor.execute`, from the `StateChanges` it returns beside it.
 public struct EncodedStateChanges: Sendable {
+    /// One kind of record in key order, and where each one's canonical bytes lie in `bytes`
+    /// (the sorted array is the one the encoding walked, not a copy).
+    public struct Records<Record: Sendable>: Sendable {
+        public let sorted: [Record]
+        public let ranges: [Range<Int>]
+    }
+
     public struct Layout: Sendable {
-        public var members: [(Member, Range<Int>)]
+        public var members: Records<Member>
         public var nonces: [(MemberID, UInt64)]
-        public var roots: [(ReceivableRoot, Range<Int>)]
-        public var fragments: [(Fragment, Range<Int>)]
-        public var invoices: [(InvoiceRecord, Range<Int>)]
-        public var financingRequests: [(FinancingRequest, Range<Int>)]
+        public var roots: Records<ReceivableRoot>
+        public var fragments: Records<Fragment>
+        public var invoices: Records<InvoiceRecord>
+        public var financingRequests: Records<FinancingRequest>
     }
 
     /// The digest's input: a prefix, then every write.
@@ -115,8 +121,10 @@ public struct EncodedStateChanges: Sendable {
         self.layout = layout
     }
 
-    /// A record's own canonical bytes (what `canonicalBytes` would return for it).
-    public func recordBytes(_ range: Range<Int>) -> [UInt8] { Array(bytes[range]) }
+    /// Each record of `records` with its own canonical bytes (what `canonicalBytes` would return for it).
+    public func withBytes<Record, Row>(_ records: Records<Record>, _ row: (Record, [UInt8]) -> Row) -> [Row] {
+        zip(records.sorted, records.ranges).map { row($0, Array(bytes[$1])) }
+    }
 }
 
 /// Reads through uncommitted changes to a base state.

@@ -472,14 +472,13 @@ struct CostPerTransaction: Codable, Sendable, Equatable {
     /// From the nodes' figures (the mean of those that have one) and the ceiling in transactions
     /// per second measured with `threads` verifier threads; nil without either.
     init?(nodes: [NodeFigures], ceiling: Double?, threads: Int) {
-        let perNode = nodes.compactMap(\.cpuMicrosecondsPerTransaction)
-        guard !perNode.isEmpty, let ceiling, ceiling > 0, threads > 0 else { return nil }
-        cpuMicrosecondsPerNode = perNode.reduce(0, +) / Double(perNode.count)
+        func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
+        guard let perNode = mean(nodes.compactMap(\.cpuMicrosecondsPerTransaction)), let ceiling, ceiling > 0, threads > 0 else { return nil }
+        cpuMicrosecondsPerNode = perNode
         signatureCheckMicroseconds = Double(threads) / (ceiling * 4) * 1_000_000
         otherMicrosecondsPerNode = cpuMicrosecondsPerNode - signatureCheckMicroseconds
         otherWorkInSignatureChecks = otherMicrosecondsPerNode / signatureCheckMicroseconds
         attainableFractionOfCeiling = 1 / (1 + max(0, otherWorkInSignatureChecks))
-        func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
         signatureCheckUnderLoadMicroseconds = mean(nodes.compactMap(\.signatureCheckMicroseconds))
         measuredOtherMicrosecondsPerNode = mean(nodes.compactMap { node in
             node.cpuMicrosecondsPerTransaction.flatMap { cpu in node.signatureCPUMicrosecondsPerTransaction.map { cpu - $0 } }
